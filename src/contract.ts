@@ -1,0 +1,117 @@
+/**
+ * A contract: the subject a request is sent on, the schema of its body and
+ * the kind of its reply. Both sides import the same contract.
+ *
+ * @module
+ */
+
+import type { GenericSchema, InferInput, InferOutput } from "valibot";
+import {
+  isSchema,
+  type ResponseInput,
+  type ResponseKind,
+  type ResponseOutput,
+} from "./responses.ts";
+
+/** A request type and the response it expects. */
+export interface Contract<
+  Req extends GenericSchema = GenericSchema,
+  Res extends ResponseKind = ResponseKind,
+> {
+  /** The NATS subject requests are published on. */
+  readonly subject: string;
+  /** The valibot schema of the request body. */
+  readonly request: Req;
+  /** The reply's kind: `int()`, `enumOf(…)` or `object(…)`. */
+  readonly response: Res;
+}
+
+/** What {@linkcode defineRequest} takes. */
+export interface ContractDefinition<Req extends GenericSchema, Res extends ResponseKind> {
+  /** The NATS subject requests are published on: dot-separated tokens, no wildcards or spaces. */
+  subject: string;
+  /** The valibot schema of the request body. */
+  request: Req;
+  /** The reply's kind: `int()`, `enumOf(…)` or `object(…)`. */
+  response: Res;
+}
+
+/** The body a caller passes for a contract (the request schema's input). */
+export type RequestOf<C extends Contract> = InferInput<C["request"]>;
+/** The body a handler receives for a contract (the request schema's output). */
+export type HandledRequestOf<C extends Contract> = InferOutput<C["request"]>;
+/** The value a caller's `request()` resolves with for a contract. */
+export type ReplyOf<C extends Contract> = ResponseOutput<C["response"]>;
+/** The value a handler returns for a contract. */
+export type HandlerReplyOf<C extends Contract> = ResponseInput<C["response"]>;
+
+/**
+ * Declares a request type and the response it expects. Types flow from it:
+ * `request()` takes the request schema's input and resolves with the
+ * response's type; `handle()` gets the schema's output and must return the
+ * response's type.
+ *
+ * @param definition The subject, request schema and response kind.
+ * @returns The frozen contract.
+ * @throws {TypeError} When the subject is not a valid NATS subject for
+ * publishing, or the schemas are not schemas.
+ *
+ * @example An int, an enum and an object contract
+ * ```ts
+ * import * as v from "valibot";
+ * import { defineRequest, enumOf, int, object } from "@seed/callbacks";
+ *
+ * export const CheckStock = defineRequest({
+ *   subject: "stock.check",
+ *   request: v.object({ sku: v.string() }),
+ *   response: int(),
+ * });
+ * export const Approve = defineRequest({
+ *   subject: "orders.approve",
+ *   request: v.object({ orderId: v.string() }),
+ *   response: enumOf(["Approved", "Rejected"]),
+ * });
+ * export const PlaceOrder = defineRequest({
+ *   subject: "orders.place",
+ *   request: v.object({ sku: v.string(), qty: v.number() }),
+ *   response: object(v.object({ orderId: v.string(), eta: v.number() })),
+ * });
+ * ```
+ */
+export function defineRequest<Req extends GenericSchema, Res extends ResponseKind>(
+  definition: ContractDefinition<Req, Res>,
+): Contract<Req, Res> {
+  const { subject, request, response } = definition;
+  assertSubject(subject, "defineRequest");
+  if (!isSchema(request)) {
+    throw new TypeError(
+      `defineRequest(${subject}): request must be a valibot schema, e.g. v.object({…})`,
+    );
+  }
+  const kind = (response as { kind?: unknown } | undefined)?.kind;
+  if (kind !== "int" && kind !== "enum" && kind !== "object") {
+    throw new TypeError(
+      `defineRequest(${subject}): response must be int(), enumOf([…]) or object(schema)`,
+    );
+  }
+  return Object.freeze({ subject, request, response });
+}
+
+/**
+ * Throws a TypeError unless `subject` is a NATS subject one can publish on:
+ * non-empty dot-separated tokens without whitespace or wildcards.
+ */
+export function assertSubject(subject: unknown, where: string): asserts subject is string {
+  if (typeof subject !== "string" || !isPublishSubject(subject)) {
+    throw new TypeError(
+      `${where}: ${JSON.stringify(subject)} is not a NATS subject to publish on: ` +
+        `use dot-separated tokens without spaces or wildcards, e.g. "orders.place"`,
+    );
+  }
+}
+
+const PUBLISH_SUBJECT = /^[^\s.*>]+(?:\.[^\s.*>]+)*$/;
+
+function isPublishSubject(subject: string): boolean {
+  return PUBLISH_SUBJECT.test(subject);
+}

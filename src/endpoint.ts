@@ -1,0 +1,785 @@
+/**
+ * The endpoint: sends requests and settles their callbacks, and answers
+ * requests with handlers.
+ *
+ * @module
+ */
+
+import type { Contract, HandledRequestOf, HandlerReplyOf, ReplyOf, RequestOf } from "./contract.ts";
+import {
+  ClosedError,
+  InvalidReplyError,
+  InvalidRequestError,
+  type Issue,
+  NoRespondersError,
+  PendingLimitError,
+  RemoteError,
+  ReplyError,
+  TimeoutError,
+} from "./errors.ts";
+import {
+  EndpointErrorEvent,
+  type EndpointEventMap,
+  LateReplyEvent,
+  type Outcome,
+  RequestEvent,
+  SettleEvent,
+} from "./events.ts";
+import { type PendingEntry, PendingTable } from "./pending.ts";
+import type { ObjectResponse } from "./responses.ts";
+import {
+  type Checked,
+  checkResponse,
+  checkSchema,
+  decodeResponse,
+  encodeResponse,
+  parseJson,
+} from "./responses.ts";
+import type { Transport, TransportMessage, TransportSubscription } from "./transport.ts";
+import {
+  decodeText,
+  encodeText,
+  ERROR_CODE_HEADER,
+  ERROR_HEADER,
+  errorHeaders,
+  KIND_HEADER,
+  TIMEOUT_HEADER,
+} from "./wire.ts";
+
+/** Options of {@linkcode Endpoint}. */
+export interface EndpointOptions {
+  /** Default time a request waits for its reply, in milliseconds. Default 30 000. */
+  timeout?: number;
+  /** How many callbacks may wait at once; beyond it `request()` rejects with `PendingLimitError`. Default 10 000. */
+  maxPending?: number;
+  /** An endpoint that only answers (`handle`) and never waits for replies: it opens no reply inbox. */
+  sendOnly?: boolean;
+  /** The subject space of the reply inbox. Default `_INBOX`. */
+  inboxPrefix?: string;
+}
+
+/** Options of {@linkcode Endpoint.request}. */
+export interface RequestOptions {
+  /** Aborts the wait: the promise rejects with `signal.reason` and the callback is removed. */
+  signal?: AbortSignal;
+  /** Time to wait for the reply, in milliseconds; the endpoint's `timeout` when absent. */
+  timeout?: number;
+  /** Extra headers to send with the request. */
+  headers?: Readonly<Record<string, string>>;
+}
+
+/** What a handler gets beside the request body. */
+export interface HandlerContext {
+  /** Aborts when the caller has stopped waiting (its time budget ran out) or the endpoint closes. */
+  readonly signal: AbortSignal;
+  /** When the caller stops waiting, as a `Date.now()` timestamp; `undefined` when it sent no budget. */
+  readonly deadline: number | undefined;
+  /** The subject the request arrived on. */
+  readonly subject: string;
+  /** One request header's value, `undefined` when absent. */
+  header(name: string): string | undefined;
+}
+
+/** Answers one contract's requests. */
+export type Handler<C extends Contract> = (
+  body: HandledRequestOf<C>,
+  context: HandlerContext,
+) => HandlerReplyOf<C> | Promise<HandlerReplyOf<C>>;
+
+/** Options of {@linkcode Endpoint.handle}. */
+export interface HandleOptions {
+  /** Queue group, so that scaled-out responders share the requests. Default `"callbacks"`; `false` for none (every instance answers). */
+  queue?: string | false;
+}
+
+/** Sees object replies of one contract, after the callback, and its late replies. */
+export type ReplyHandler<C extends Contract> = (
+  reply: ReplyOf<C>,
+  info: { readonly id: string; readonly late: boolean },
+) => void;
+
+/** A registration that can be stopped: a responder or a reply handler. */
+export interface Registration extends Disposable {
+  /** Stops it. Idempotent. */
+  stop(): void;
+}
+
+type EventListenerOf<K extends keyof EndpointEventMap> =
+  | ((this: Endpoint, event: EndpointEventMap[K]) => void)
+  | { handleEvent(event: EndpointEventMap[K]): void };
+
+const DEFAULT_TIMEOUT = 30_000;
+const DEFAULT_MAX_PENDING = 10_000;
+const RECENT_LIMIT = 10_000;
+
+/**
+ * A requesting and processing endpoint over a {@linkcode Transport}.
+ *
+ * A request's promise settles exactly once: with the first valid reply, or
+ * with an error saying why not. Callbacks live in memory: `close()` rejects
+ * whatever is waiting with `ClosedError`, and a process restart loses them.
+ * Closing an endpoint leaves the transport (the caller's NATS connection)
+ * open.
+ *
+ * @example Answer and call an int contract
+ * ```ts
+ * import * as v from "valibot";
+ * import { defineRequest, Endpoint, int, memoryTransport } from "@seed/callbacks";
+ *
+ * const CheckStock = defineRequest({
+ *   subject: "stock.check",
+ *   request: v.object({ sku: v.string() }),
+ *   response: int(),
+ * });
+ * await using endpoint = new Endpoint(memoryTransport(), { timeout: 10_000 });
+ * endpoint.handle(CheckStock, ({ sku }) => sku === "A-1" ? 5 : 0);
+ * const left: number = await endpoint.request(CheckStock, { sku: "A-1" });
+ * console.assert(left === 5);
+ * ```
+ */
+export class Endpoint extends EventTarget implements AsyncDisposable {
+  readonly #transport: Transport;
+  readonly #timeout: number;
+  readonly #maxPending: number;
+  readonly #sendOnly: boolean;
+  readonly #inboxPrefix: string;
+  readonly #pending = new PendingTable(RECENT_LIMIT);
+  readonly #registrations = new Set<Registration>();
+  readonly #replyHandlers = new Map<Contract, Set<ReplyHandler<Contract>>>();
+  #inbox: { subject: string; subscription: TransportSubscription } | undefined;
+  #closed = false;
+
+  /**
+   * Makes an endpoint.
+   *
+   * @param transport `natsTransport(nc)` or `memoryTransport()`.
+   * @param options `timeout`, `maxPending`, `sendOnly`, `inboxPrefix`.
+   * @throws {RangeError} When `timeout` or `maxPending` is not a positive number.
+   * @throws {TypeError} When `inboxPrefix` is not a subject.
+   */
+  constructor(transport: Transport, options: EndpointOptions = {}) {
+    super();
+    if (
+      typeof transport !== "object" || transport === null ||
+      typeof transport.publish !== "function"
+    ) {
+      throw new TypeError(
+        "Endpoint needs a transport: natsTransport(nc) or memoryTransport()",
+      );
+    }
+    this.#transport = transport;
+    this.#timeout = checkTimeout(options.timeout ?? DEFAULT_TIMEOUT, "Endpoint option timeout");
+    const maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
+    if (!(typeof maxPending === "number" && maxPending >= 1)) {
+      throw new RangeError(`Endpoint option maxPending must be at least 1, got ${maxPending}`);
+    }
+    this.#maxPending = maxPending;
+    this.#sendOnly = options.sendOnly === true;
+    const prefix = options.inboxPrefix ?? "_INBOX";
+    if (typeof prefix !== "string" || !/^[^\s*>]+$/.test(prefix) || /(^|\.)(\.|$)/.test(prefix)) {
+      throw new TypeError(
+        `Endpoint option inboxPrefix must be a subject without wildcards, e.g. "_INBOX.app", got ${
+          JSON.stringify(prefix)
+        }`,
+      );
+    }
+    this.#inboxPrefix = prefix;
+  }
+
+  /** How many callbacks are waiting for a reply. */
+  get pending(): number {
+    return this.#pending.size;
+  }
+
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Sends a request and waits for its reply.
+   *
+   * @param contract What to send and what to expect.
+   * @param body The request body; validated against the contract first.
+   * @param options `signal`, `timeout`, `headers`.
+   * @returns The reply, validated and typed by the contract's response kind.
+   * @throws {InvalidRequestError} The body fails the request schema, or is over the transport's `maxPayload`; nothing is sent.
+   * @throws {TimeoutError} No reply within the timeout.
+   * @throws {NoRespondersError} Nobody listens on the subject.
+   * @throws {InvalidReplyError} The reply is not what the contract promises.
+   * @throws {RemoteError} The responder answered with an error.
+   * @throws {ClosedError} The endpoint is or was closed while waiting.
+   * @throws {PendingLimitError} `maxPending` callbacks are already waiting.
+   * @throws {DisconnectedError} The connection is closed.
+   * @throws {TypeError} The endpoint is `sendOnly`.
+   * @throws {RangeError} `timeout` is not a positive number.
+   *
+   * @example With a deadline and a cancel button
+   * ```ts
+   * import * as v from "valibot";
+   * import { defineRequest, Endpoint, enumOf, memoryTransport } from "@seed/callbacks";
+   *
+   * const Approve = defineRequest({
+   *   subject: "orders.approve",
+   *   request: v.object({ orderId: v.string() }),
+   *   response: enumOf(["Approved", "Rejected"]),
+   * });
+   * await using endpoint = new Endpoint(memoryTransport());
+   * endpoint.handle(Approve, ({ orderId }) => orderId.startsWith("A") ? "Approved" : "Rejected");
+   * const cancel = new AbortController();
+   * const decision: "Approved" | "Rejected" = await endpoint.request(Approve, { orderId: "A7" }, {
+   *   signal: cancel.signal,
+   *   timeout: 2_000,
+   * });
+   * console.assert(decision === "Approved");
+   * ```
+   */
+  request<C extends Contract>(
+    contract: C,
+    body: RequestOf<C>,
+    options: RequestOptions = {},
+  ): Promise<ReplyOf<C>> {
+    const started = performance.now();
+    let data: Uint8Array;
+    let timeout: number;
+    let inbox: string;
+    try {
+      checkContract(contract, "request");
+      timeout = options.timeout === undefined
+        ? this.#timeout
+        : checkTimeout(options.timeout, "request option timeout");
+      if (this.#closed) {
+        throw new ClosedError(
+          `endpoint is closed: cannot send ${contract.subject}; create a new endpoint`,
+        );
+      }
+      if (this.#sendOnly) {
+        throw new TypeError(
+          "no reply inbox: a sendOnly endpoint cannot wait for replies; create the endpoint without sendOnly",
+        );
+      }
+      options.signal?.throwIfAborted();
+      if (this.#pending.size >= this.#maxPending) {
+        throw new PendingLimitError(
+          `${this.#pending.size} requests are already waiting (maxPending ${this.#maxPending}): ` +
+            `retry later, or raise the endpoint's maxPending`,
+        );
+      }
+      const checked = checkSchema(contract.request, body);
+      if (!checked.ok) {
+        throw new InvalidRequestError(
+          `invalid ${contract.subject} request: ${summarize(checked.issues)}; nothing was sent`,
+          { issues: checked.issues },
+        );
+      }
+      data = encodeText(JSON.stringify(checked.value) ?? "null");
+      const maxPayload = this.#transport.maxPayload;
+      if (data.length > maxPayload) {
+        throw new InvalidRequestError(
+          `${contract.subject} request body is ${data.length} bytes, over the server's max_payload ` +
+            `of ${maxPayload} bytes: send less, or raise max_payload in the server config; nothing was sent`,
+        );
+      }
+      inbox = this.#openInbox();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+
+    const id = crypto.randomUUID();
+    const { signal } = options;
+    const { promise, resolve, reject } = Promise.withResolvers<ReplyOf<C>>();
+    const entry: PendingEntry = {
+      id,
+      contract,
+      started,
+      resolve: resolve as (value: unknown) => void,
+      reject,
+      timer: undefined,
+      detach: undefined,
+    };
+    this.#pending.add(entry);
+    entry.timer = setTimeout(() => {
+      this.#settle(
+        id,
+        "timeout",
+        new TimeoutError(
+          `no reply to ${contract.subject} within ${timeout} ms: ` +
+            `check that a responder runs and is healthy, or raise the timeout`,
+        ),
+      );
+    }, timeout);
+    if (signal) {
+      const onAbort = () => this.#settle(id, "abort", signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+      entry.detach = () => signal.removeEventListener("abort", onAbort);
+    }
+    try {
+      this.#transport.publish(contract.subject, data, {
+        reply: `${inbox}.${id}`,
+        headers: { ...options.headers, [TIMEOUT_HEADER]: String(Math.ceil(timeout)) },
+      });
+    } catch (error) {
+      this.#settle(id, "disconnected", error);
+      return promise;
+    }
+    this.dispatchEvent(new RequestEvent(contract.subject, { id, timeout }));
+    return promise;
+  }
+
+  /**
+   * Answers a contract's requests. The handler gets the validated body and a
+   * context whose `signal` aborts when the caller stops waiting; its return
+   * value is checked against the contract and sent as the reply. Throw a
+   * `ReplyError` to answer with a typed error; any other exception answers
+   * code 500 with a generic description and is dispatched as an `error`
+   * event. An invalid request body is answered with code 400.
+   *
+   * @param contract The contract to answer.
+   * @param handler Returns the reply (or a promise of it).
+   * @param options `queue` (default `"callbacks"`; `false` for none).
+   * @returns A registration: `stop()` unsubscribes.
+   * @throws {ClosedError} The endpoint is closed.
+   *
+   * @example A responder that answers with a typed error
+   * ```ts
+   * import * as v from "valibot";
+   * import { defineRequest, Endpoint, int, memoryTransport, RemoteError, ReplyError } from "@seed/callbacks";
+   *
+   * const CheckStock = defineRequest({ subject: "stock.check", request: v.object({ sku: v.string() }), response: int() });
+   * await using endpoint = new Endpoint(memoryTransport());
+   * using _responder = endpoint.handle(CheckStock, ({ sku }) => {
+   *   if (sku === "") throw new ReplyError(404, "unknown sku");
+   *   return 3;
+   * });
+   * const error = await endpoint.request(CheckStock, { sku: "" }).catch((e) => e);
+   * console.assert(error instanceof RemoteError && error.code === 404);
+   * ```
+   */
+  handle<C extends Contract>(
+    contract: C,
+    handler: NoInfer<Handler<C>>,
+    options: HandleOptions = {},
+  ): Registration {
+    checkContract(contract, "handle");
+    if (typeof handler !== "function") throw new TypeError("handle() needs a handler function");
+    if (this.#closed) {
+      throw new ClosedError("endpoint is closed: create a new endpoint to handle requests");
+    }
+    const queue = options.queue === undefined ? "callbacks" : options.queue;
+    const inFlight = new Set<AbortController>();
+    const subscription = this.#transport.subscribe(
+      contract.subject,
+      (message) => void this.#answer(contract, handler, message, inFlight),
+      {
+        ...(queue === false ? {} : { queue }),
+        onError: (error) => this.dispatchEvent(new EndpointErrorEvent(contract.subject, { error })),
+      },
+    );
+    const registration = this.#register(() => {
+      subscription.unsubscribe();
+      for (const controller of inFlight) {
+        controller.abort(new ClosedError(`the ${contract.subject} handler was stopped`));
+      }
+    });
+    return registration;
+  }
+
+  /**
+   * Registers a client-side handler for an object contract's replies: it runs
+   * after the callback's promise is resolved, and also for valid late replies
+   * of requests this endpoint sent (after a timeout, or from a second
+   * responder). Int and enum replies have no such handlers: late ones are
+   * dropped quietly.
+   *
+   * @param contract An object contract.
+   * @param handler Gets the reply and `{ id, late }`.
+   * @returns A registration: `stop()` removes the handler.
+   * @throws {TypeError} The contract's response is not `object(…)`.
+   *
+   * @example Auditing every order placed, late ones included
+   * ```ts
+   * import * as v from "valibot";
+   * import { defineRequest, Endpoint, memoryTransport, object } from "@seed/callbacks";
+   *
+   * const PlaceOrder = defineRequest({
+   *   subject: "orders.place",
+   *   request: v.object({ sku: v.string() }),
+   *   response: object(v.object({ orderId: v.string() })),
+   * });
+   * await using endpoint = new Endpoint(memoryTransport());
+   * const seen: string[] = [];
+   * endpoint.onReply(PlaceOrder, (reply, { late }) => seen.push(`${reply.orderId}${late ? " (late)" : ""}`));
+   * endpoint.handle(PlaceOrder, ({ sku }) => ({ orderId: `o-${sku}` }));
+   * await endpoint.request(PlaceOrder, { sku: "A-1" });
+   * console.assert(seen[0] === "o-A-1");
+   * ```
+   */
+  onReply<C extends Contract & { readonly response: ObjectResponse }>(
+    contract: C,
+    handler: NoInfer<ReplyHandler<C>>,
+  ): Registration {
+    checkContract(contract, "onReply");
+    if (contract.response.kind !== "object") {
+      throw new TypeError(
+        `onReply(${contract.subject}): reply handlers see object replies only; ` +
+          `int and enum replies are for the callback alone`,
+      );
+    }
+    if (typeof handler !== "function") throw new TypeError("onReply() needs a handler function");
+    let handlers = this.#replyHandlers.get(contract);
+    if (!handlers) this.#replyHandlers.set(contract, handlers = new Set());
+    const added = handler as ReplyHandler<Contract>;
+    handlers.add(added);
+    return this.#register(() => {
+      handlers.delete(added);
+      if (handlers.size === 0) this.#replyHandlers.delete(contract);
+    });
+  }
+
+  /**
+   * Closes the endpoint: stops its handlers, unsubscribes its reply inbox and
+   * rejects every waiting callback with `ClosedError`. The transport (your
+   * NATS connection) stays open. Idempotent.
+   *
+   * @returns A promise that resolves once closed.
+   *
+   * @example Closing by hand
+   * ```ts
+   * import { Endpoint, memoryTransport } from "@seed/callbacks";
+   * const endpoint = new Endpoint(memoryTransport());
+   * await endpoint.close();
+   * console.assert(endpoint.closed && endpoint.pending === 0);
+   * ```
+   */
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    for (const registration of [...this.#registrations]) registration.stop();
+    this.#inbox?.subscription.unsubscribe();
+    this.#inbox = undefined;
+    for (const id of this.#pending.ids()) {
+      this.#settle(
+        id,
+        "closed",
+        new ClosedError(
+          "the endpoint was closed while waiting for the reply: callbacks live in memory; send again on a new endpoint",
+        ),
+      );
+    }
+    return Promise.resolve();
+  }
+
+  /** Closes the endpoint, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Adds a typed listener for an endpoint event (see {@linkcode EndpointEventMap}). */
+  override addEventListener<K extends keyof EndpointEventMap>(
+    type: K,
+    listener: EventListenerOf<K> | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /** Adds a listener. */
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void {
+    super.addEventListener(type, listener, options);
+  }
+
+  /** Removes a typed listener. */
+  override removeEventListener<K extends keyof EndpointEventMap>(
+    type: K,
+    listener: EventListenerOf<K> | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  /** Removes a listener. */
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void {
+    super.removeEventListener(type, listener, options);
+  }
+
+  #register(stop: () => void): Registration {
+    let active = true;
+    const registration: Registration = {
+      stop: () => {
+        if (!active) return;
+        active = false;
+        this.#registrations.delete(registration);
+        stop();
+      },
+      [Symbol.dispose]: () => registration.stop(),
+    };
+    this.#registrations.add(registration);
+    return registration;
+  }
+
+  #openInbox(): string {
+    if (this.#inbox) return this.#inbox.subject;
+    const subject = `${this.#inboxPrefix}.${randomToken()}`;
+    const prefixLength = subject.length + 1;
+    const subscription = this.#transport.subscribe(
+      `${subject}.*`,
+      (message) => this.#onReply(message.subject.slice(prefixLength), message),
+      { onError: (error) => this.#inboxFailed(subject, error) },
+    );
+    this.#inbox = { subject, subscription };
+    return subject;
+  }
+
+  #inboxFailed(subject: string, cause: Error): void {
+    if (this.#inbox?.subject !== subject) return;
+    this.#inbox.subscription.unsubscribe();
+    this.#inbox = undefined;
+    const error = new Error(
+      `the reply inbox subscription ${subject}.* failed (${cause.message}): if your NATS user may ` +
+        `subscribe only to its own inbox subjects, set the endpoint's inboxPrefix option to one of them`,
+      { cause },
+    );
+    for (const id of this.#pending.ids()) this.#settle(id, "disconnected", error);
+  }
+
+  #onReply(id: string, message: TransportMessage): void {
+    const entry = this.#pending.take(id);
+    if (entry === undefined) {
+      this.#late(id, message);
+      return;
+    }
+    const { contract } = entry;
+    const result = readReply(contract, message);
+    if (result.ok) {
+      this.#finish(entry, "reply", undefined);
+      entry.resolve(result.value);
+      this.#runReplyHandlers(contract, result.value, id, false);
+    } else {
+      this.#finish(entry, result.outcome, result.error);
+      entry.reject(result.error);
+    }
+  }
+
+  #late(id: string, message: TransportMessage): void {
+    const contract = this.#pending.settled(id);
+    this.dispatchEvent(new LateReplyEvent(contract?.subject, { id }));
+    if (contract === undefined || !this.#replyHandlers.has(contract)) return;
+    const result = readReply(contract, message);
+    if (result.ok) this.#runReplyHandlers(contract, result.value, id, true);
+  }
+
+  #runReplyHandlers(contract: Contract, value: unknown, id: string, late: boolean): void {
+    const handlers = this.#replyHandlers.get(contract);
+    if (handlers === undefined) return;
+    for (const handler of handlers) {
+      try {
+        handler(value as never, { id, late });
+      } catch (error) {
+        this.dispatchEvent(new EndpointErrorEvent(contract.subject, { error }));
+      }
+    }
+  }
+
+  #settle(id: string, outcome: Outcome, error: unknown): void {
+    const entry = this.#pending.take(id);
+    if (entry === undefined) return;
+    this.#finish(entry, outcome, error);
+    entry.reject(error);
+  }
+
+  #finish(entry: PendingEntry, outcome: Outcome, error: unknown): void {
+    this.dispatchEvent(
+      new SettleEvent(entry.contract.subject, {
+        id: entry.id,
+        outcome,
+        duration: performance.now() - entry.started,
+        error,
+      }),
+    );
+  }
+
+  async #answer<C extends Contract>(
+    contract: C,
+    handler: Handler<C>,
+    message: TransportMessage,
+    inFlight: Set<AbortController>,
+  ): Promise<void> {
+    const reply = message.reply;
+    const parsed = parseJson(decodeText(message.data));
+    const checked = parsed.ok ? checkSchema(contract.request, parsed.value) : parsed;
+    if (!checked.ok) {
+      this.#respond(contract, reply, new Uint8Array(), {
+        ...errorHeaders(400, `invalid request: ${summarize(checked.issues)}`),
+      });
+      return;
+    }
+    const controller = new AbortController();
+    const budget = Number(message.header(TIMEOUT_HEADER));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let deadline: number | undefined;
+    if (budget > 0 && Number.isFinite(budget)) {
+      deadline = Date.now() + budget;
+      timer = setTimeout(() => {
+        controller.abort(
+          new TimeoutError(`the caller of ${contract.subject} stopped waiting after ${budget} ms`),
+        );
+      }, budget);
+    }
+    inFlight.add(controller);
+    try {
+      const value = await handler(checked.value as HandledRequestOf<C>, {
+        signal: controller.signal,
+        deadline,
+        subject: message.subject,
+        header: (name) => message.header(name),
+      });
+      const valid = checkResponse(contract.response, value);
+      if (valid.ok) {
+        this.#respond(contract, reply, encodeText(encodeResponse(contract.response, valid.value)), {
+          [KIND_HEADER]: contract.response.kind,
+        });
+      } else {
+        this.#respond(contract, reply, new Uint8Array(), {
+          ...errorHeaders(500, "internal error: the handler's reply does not match the contract"),
+        });
+        this.dispatchEvent(
+          new EndpointErrorEvent(contract.subject, {
+            error: new InvalidReplyError(
+              `the ${contract.subject} handler returned a reply that does not match the contract: ${
+                summarize(valid.issues)
+              }`,
+              { issues: valid.issues },
+            ),
+          }),
+        );
+      }
+    } catch (error) {
+      if (error instanceof ReplyError) {
+        const body = error.data === undefined ? "" : JSON.stringify(error.data) ?? "";
+        this.#respond(
+          contract,
+          reply,
+          encodeText(body),
+          errorHeaders(error.code, error.description),
+        );
+      } else {
+        this.#respond(contract, reply, new Uint8Array(), errorHeaders(500, "internal error"));
+        this.dispatchEvent(new EndpointErrorEvent(contract.subject, { error }));
+      }
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+      inFlight.delete(controller);
+    }
+  }
+
+  #respond(
+    contract: Contract,
+    reply: string,
+    data: Uint8Array,
+    headers: Record<string, string>,
+  ): void {
+    if (reply === "" || this.#closed) return;
+    try {
+      this.#transport.publish(reply, data, { headers });
+    } catch (error) {
+      this.dispatchEvent(new EndpointErrorEvent(contract.subject, { error }));
+    }
+  }
+}
+
+type ReplyResult =
+  | { ok: true; value: unknown }
+  | { ok: false; outcome: Outcome; error: Error };
+
+function readReply(contract: Contract, message: TransportMessage): ReplyResult {
+  const { subject, response } = contract;
+  const code = message.header(ERROR_CODE_HEADER);
+  if (code !== undefined) {
+    const description = message.header(ERROR_HEADER) ?? "";
+    const text = decodeText(message.data);
+    const parsed = text === "" ? undefined : parseJson(text);
+    const data = parsed === undefined ? undefined : parsed.ok ? parsed.value : text;
+    return {
+      ok: false,
+      outcome: "remote-error",
+      error: new RemoteError(
+        `${subject} failed remotely: ${code} ${description}`.trimEnd(),
+        { code: Number(code), description, data },
+      ),
+    };
+  }
+  if (message.status === 503 && message.data.length === 0) {
+    return {
+      ok: false,
+      outcome: "no-responders",
+      error: new NoRespondersError(
+        `no responders for ${subject}: nothing listens on that subject; start a responder, ` +
+          `or check the subject and the account`,
+      ),
+    };
+  }
+  if (message.status !== 0) {
+    return invalid(subject, `the reply carries NATS status ${message.status}`, []);
+  }
+  const kind = message.header(KIND_HEADER);
+  if (kind !== undefined && kind !== response.kind) {
+    return invalid(
+      subject,
+      `the reply is of kind "${kind}", the contract expects "${response.kind}"`,
+      [],
+    );
+  }
+  const decoded: Checked<unknown> = decodeResponse(response, decodeText(message.data));
+  return decoded.ok ? decoded : invalid(subject, summarize(decoded.issues), decoded.issues);
+}
+
+function invalid(subject: string, why: string, issues: readonly Issue[]): ReplyResult {
+  return {
+    ok: false,
+    outcome: "invalid-reply",
+    error: new InvalidReplyError(
+      `invalid reply to ${subject}: ${why}; the responder and this contract disagree`,
+      { issues },
+    ),
+  };
+}
+
+function summarize(issues: readonly Issue[]): string {
+  const first = issues[0];
+  if (first === undefined) return "unknown problem";
+  const path = first.path?.map((item) => String(item.key)).join(".");
+  const text = path ? `${path}: ${first.message}` : first.message;
+  return issues.length > 1 ? `${text} (and ${issues.length - 1} more)` : text;
+}
+
+function checkTimeout(timeout: unknown, what: string): number {
+  if (typeof timeout !== "number" || !(timeout > 0) || timeout > 2_147_483_647) {
+    throw new RangeError(
+      `${what} must be a number of milliseconds from 1 to 2147483647, got ${String(timeout)}`,
+    );
+  }
+  return timeout;
+}
+
+function checkContract(contract: unknown, where: string): asserts contract is Contract {
+  const c = contract as Partial<Contract> | null;
+  if (typeof c !== "object" || c === null || typeof c.subject !== "string" || !c.response) {
+    throw new TypeError(`${where}() needs a contract made by defineRequest()`);
+  }
+}
+
+function randomToken(): string {
+  return crypto.randomUUID().replaceAll("-", "");
+}

@@ -1,0 +1,242 @@
+/**
+ * Every error a callback can settle with, and the one a responder throws.
+ *
+ * Each class sets `name`, carries `cause` where there is one, and has a
+ * message that says what to do. Wrong arguments are plain `TypeError` /
+ * `RangeError`; an abort rejects with the signal's `reason`, as the web
+ * platform does.
+ *
+ * @module
+ */
+
+/** One problem found by a schema, as valibot reports it (only the fields used here). */
+export interface Issue {
+  /** What went wrong, in valibot's words. */
+  readonly message: string;
+  /** Where, as keys from the root; absent for the root itself. */
+  readonly path?: readonly { readonly key: unknown }[] | undefined;
+}
+
+/**
+ * No reply arrived before the deadline (the call's `timeout`, else the
+ * endpoint's).
+ *
+ * @example Telling a timeout apart
+ * ```ts
+ * import { TimeoutError } from "@seed/callbacks";
+ * const error = new TimeoutError("no reply to stock.check within 10 ms: raise the timeout or check the responder");
+ * console.assert(error.name === "TimeoutError");
+ * ```
+ */
+export class TimeoutError extends Error {
+  /** Makes a TimeoutError. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "TimeoutError";
+  }
+}
+
+/**
+ * Nobody is subscribed to the request's subject (NATS status 503): the request
+ * was not received by anyone, so it is safe to send again later.
+ *
+ * @example Falling back when no responder runs
+ * ```ts
+ * import { NoRespondersError } from "@seed/callbacks";
+ * const error = new NoRespondersError("no responders for stock.check: start a responder");
+ * console.assert(error instanceof NoRespondersError);
+ * ```
+ */
+export class NoRespondersError extends Error {
+  /** Makes a NoRespondersError. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "NoRespondersError";
+  }
+}
+
+/** Options of {@linkcode InvalidReplyError} and {@linkcode InvalidRequestError}. */
+export interface ValidationErrorOptions extends ErrorOptions {
+  /** The schema's issues. */
+  issues?: readonly Issue[];
+}
+
+/**
+ * A reply arrived but is not what the contract promises: wrong kind header,
+ * not decodable, or rejected by the response schema. `issues` says why.
+ *
+ * @example Reading the issues
+ * ```ts
+ * import { InvalidReplyError } from "@seed/callbacks";
+ * const error = new InvalidReplyError("invalid reply", { issues: [{ message: "not an int" }] });
+ * console.assert(error.issues[0]?.message === "not an int");
+ * ```
+ */
+export class InvalidReplyError extends Error {
+  /** What the schema found wrong (empty when the reply could not be decoded at all). */
+  readonly issues: readonly Issue[];
+  /** Makes an InvalidReplyError. */
+  constructor(message: string, options: ValidationErrorOptions = {}) {
+    super(message, options);
+    this.name = "InvalidReplyError";
+    this.issues = options.issues ?? [];
+  }
+}
+
+/**
+ * The request body does not match the contract's request schema; nothing was
+ * sent.
+ *
+ * @example Reading the issues
+ * ```ts
+ * import { InvalidRequestError } from "@seed/callbacks";
+ * const error = new InvalidRequestError("invalid request", { issues: [{ message: "sku is required" }] });
+ * console.assert(error.issues.length === 1);
+ * ```
+ */
+export class InvalidRequestError extends Error {
+  /** What the schema found wrong. */
+  readonly issues: readonly Issue[];
+  /** Makes an InvalidRequestError. */
+  constructor(message: string, options: ValidationErrorOptions = {}) {
+    super(message, options);
+    this.name = "InvalidRequestError";
+    this.issues = options.issues ?? [];
+  }
+}
+
+/** Options of {@linkcode RemoteError}. */
+export interface RemoteErrorOptions extends ErrorOptions {
+  /** The `Nats-Service-Error-Code` header. */
+  code: number;
+  /** The `Nats-Service-Error` header. */
+  description: string;
+  /** The error reply's JSON body, if it had one. */
+  data?: unknown;
+}
+
+/**
+ * The responder answered with an error (`Nats-Service-Error-Code` and
+ * `Nats-Service-Error` headers, as NATS micro services do).
+ *
+ * @example Branching on the code
+ * ```ts
+ * import { RemoteError } from "@seed/callbacks";
+ * const error = new RemoteError("stock.check failed", { code: 404, description: "unknown sku" });
+ * console.assert(error.code === 404 && error.description === "unknown sku");
+ * ```
+ */
+export class RemoteError extends Error {
+  /** The error code the responder sent (400 invalid request, 500 handler failure, or its own). */
+  readonly code: number;
+  /** The responder's description. */
+  readonly description: string;
+  /** The JSON body of the error reply, `undefined` when it had none. */
+  readonly data: unknown;
+  /** Makes a RemoteError. */
+  constructor(message: string, options: RemoteErrorOptions) {
+    super(message, options);
+    this.name = "RemoteError";
+    this.code = options.code;
+    this.description = options.description;
+    this.data = options.data;
+  }
+}
+
+/**
+ * The endpoint was closed: callbacks live in memory, so whatever was pending
+ * is rejected with this and its replies, if they come, are dropped.
+ *
+ * @example After close
+ * ```ts
+ * import { ClosedError } from "@seed/callbacks";
+ * console.assert(new ClosedError("endpoint closed").name === "ClosedError");
+ * ```
+ */
+export class ClosedError extends Error {
+  /** Makes a ClosedError. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ClosedError";
+  }
+}
+
+/**
+ * `maxPending` callbacks are already waiting; the request was not sent.
+ *
+ * @example Shedding load
+ * ```ts
+ * import { PendingLimitError } from "@seed/callbacks";
+ * console.assert(new PendingLimitError("too many").name === "PendingLimitError");
+ * ```
+ */
+export class PendingLimitError extends Error {
+  /** Makes a PendingLimitError. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "PendingLimitError";
+  }
+}
+
+/**
+ * The connection to NATS was down for the whole time the request could wait,
+ * closed, or dropped while the request was in flight.
+ *
+ * @example Retrying later
+ * ```ts
+ * import { DisconnectedError } from "@seed/callbacks";
+ * console.assert(new DisconnectedError("connection closed").name === "DisconnectedError");
+ * ```
+ */
+export class DisconnectedError extends Error {
+  /** Makes a DisconnectedError. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "DisconnectedError";
+  }
+}
+
+/** Options of {@linkcode ReplyError}. */
+export interface ReplyErrorOptions extends ErrorOptions {
+  /** Sent as the error reply's JSON body; the caller reads it as `RemoteError.data`. */
+  data?: unknown;
+}
+
+/**
+ * Thrown by a handler to answer with a typed error: the caller's request
+ * rejects with a {@linkcode RemoteError} of the same `code` and
+ * `description`. Any other exception answers code 500 with a generic
+ * description, so nothing of the handler's internals leaks.
+ *
+ * @example Answering "not found"
+ * ```ts
+ * import { ReplyError } from "@seed/callbacks";
+ * const error = new ReplyError(404, "unknown sku", { data: { sku: "Z-9" } });
+ * console.assert(error.code === 404);
+ * ```
+ */
+export class ReplyError extends Error {
+  /** The error code sent in `Nats-Service-Error-Code`. */
+  readonly code: number;
+  /** The description sent in `Nats-Service-Error`. */
+  readonly description: string;
+  /** The error reply's body, `undefined` for none. */
+  readonly data: unknown;
+  /**
+   * Makes a ReplyError.
+   *
+   * @param code An integer error code, 100 to 999 like HTTP's (400, 404, 409, 503, …).
+   * @param description A one-line description for the caller (no line breaks).
+   * @throws {RangeError} When the code is not an integer from 100 to 999.
+   */
+  constructor(code: number, description: string, options: ReplyErrorOptions = {}) {
+    if (!Number.isInteger(code) || code < 100 || code > 999) {
+      throw new RangeError(`ReplyError code must be an integer from 100 to 999, got ${code}`);
+    }
+    super(`${code} ${description}`, options);
+    this.name = "ReplyError";
+    this.code = code;
+    this.description = description;
+    this.data = options.data;
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * The events an {@linkcode Endpoint} dispatches, each an `Event` subclass
+ * with typed fields.
+ *
+ * @module
+ */
+
+/** How a callback settled. */
+export type Outcome =
+  | "reply"
+  | "timeout"
+  | "abort"
+  | "no-responders"
+  | "invalid-reply"
+  | "remote-error"
+  | "closed"
+  | "disconnected";
+
+/**
+ * Dispatched as `request` once a request is published.
+ *
+ * @example Counting requests
+ * ```ts
+ * import { Endpoint, memoryTransport } from "@seed/callbacks";
+ * await using endpoint = new Endpoint(memoryTransport());
+ * let sent = 0;
+ * endpoint.addEventListener("request", (event) => sent += event.subject ? 1 : 0);
+ * ```
+ */
+export class RequestEvent extends Event {
+  /** The contract's subject. */
+  readonly subject: string;
+  /** The request's reply token (the last token of its reply subject). */
+  readonly id: string;
+  /** The time budget it was sent with, in milliseconds. */
+  readonly timeout: number;
+  /** Makes a RequestEvent. */
+  constructor(subject: string, init: { id: string; timeout: number }) {
+    super("request");
+    this.subject = subject;
+    this.id = init.id;
+    this.timeout = init.timeout;
+  }
+}
+
+/**
+ * Dispatched as `settle` exactly once per request, when its promise settles.
+ *
+ * @example Logging outcomes and durations
+ * ```ts
+ * import { Endpoint, memoryTransport } from "@seed/callbacks";
+ * await using endpoint = new Endpoint(memoryTransport());
+ * endpoint.addEventListener("settle", (event) => {
+ *   console.log(event.subject, event.outcome, `${event.duration.toFixed(1)} ms`);
+ * });
+ * ```
+ */
+export class SettleEvent extends Event {
+  /** The contract's subject. */
+  readonly subject: string;
+  /** The request's reply token. */
+  readonly id: string;
+  /** How it settled. */
+  readonly outcome: Outcome;
+  /** Milliseconds from `request()` to settling. */
+  readonly duration: number;
+  /** The rejection, when the outcome is not `reply`. */
+  readonly error: unknown;
+  /** Makes a SettleEvent. */
+  constructor(
+    subject: string,
+    init: { id: string; outcome: Outcome; duration: number; error?: unknown },
+  ) {
+    super("settle");
+    this.subject = subject;
+    this.id = init.id;
+    this.outcome = init.outcome;
+    this.duration = init.duration;
+    this.error = init.error;
+  }
+}
+
+/**
+ * Dispatched as `late-reply` for a reply that settles nothing: its callback
+ * already settled (a second responder, or a reply after the timeout), or the
+ * endpoint never had it (`subject` is then `undefined`). The reply is dropped.
+ *
+ * @example Watching for slow responders
+ * ```ts
+ * import { Endpoint, memoryTransport } from "@seed/callbacks";
+ * await using endpoint = new Endpoint(memoryTransport());
+ * endpoint.addEventListener("late-reply", (event) => {
+ *   console.warn("late reply", event.subject ?? "(unknown request)", event.id);
+ * });
+ * ```
+ */
+export class LateReplyEvent extends Event {
+  /** The contract's subject, `undefined` when the request is unknown to this endpoint. */
+  readonly subject: string | undefined;
+  /** The reply token the reply was addressed to. */
+  readonly id: string;
+  /** Makes a LateReplyEvent. */
+  constructor(subject: string | undefined, init: { id: string }) {
+    super("late-reply");
+    this.subject = subject;
+    this.id = init.id;
+  }
+}
+
+/**
+ * Dispatched as `error` when code the endpoint calls fails outside any
+ * caller's promise: a handler that threw something other than a
+ * `ReplyError` (the caller got a generic 500), a reply that could not be sent,
+ * or an `onReply` handler that threw. Log it; the endpoint keeps serving.
+ *
+ * @example Logging handler failures
+ * ```ts
+ * import { Endpoint, memoryTransport } from "@seed/callbacks";
+ * await using endpoint = new Endpoint(memoryTransport());
+ * endpoint.addEventListener("error", (event) => console.error(event.subject, event.error));
+ * ```
+ */
+export class EndpointErrorEvent extends Event {
+  /** The contract's subject. */
+  readonly subject: string;
+  /** What was thrown. */
+  readonly error: unknown;
+  /** Makes an EndpointErrorEvent. */
+  constructor(subject: string, init: { error: unknown }) {
+    super("error");
+    this.subject = subject;
+    this.error = init.error;
+  }
+}
+
+/** Event names and their event types, for typed listeners. */
+export interface EndpointEventMap {
+  /** A request was published. */
+  request: RequestEvent;
+  /** A request settled. */
+  settle: SettleEvent;
+  /** A reply settled nothing. */
+  "late-reply": LateReplyEvent;
+  /** A handler or reply failed outside a caller's promise. */
+  error: EndpointErrorEvent;
+}

@@ -1,0 +1,78 @@
+/**
+ * The transport interface: the small part of a message bus the endpoint
+ * talks to. `natsTransport(nc)` and `memoryTransport()` implement it; adding
+ * a transport means implementing this file's three types.
+ *
+ * @module
+ */
+
+/** A message as the endpoint sees it. */
+export interface TransportMessage {
+  /** The subject it was published on. */
+  readonly subject: string;
+  /** Where to send the reply; `""` when the publisher wants none. */
+  readonly reply: string;
+  /** The body. */
+  readonly data: Uint8Array;
+  /** A server status carried instead of a body (503: no responders); 0 for none. */
+  readonly status: number;
+  /** One header's value, `undefined` when absent. */
+  header(name: string): string | undefined;
+}
+
+/** Options of {@linkcode Transport.publish}. */
+export interface PublishOptions {
+  /** Reply subject. */
+  reply?: string;
+  /** Headers to send (single-valued). */
+  headers?: Readonly<Record<string, string>>;
+}
+
+/** Options of {@linkcode Transport.subscribe}. */
+export interface SubscribeOptions {
+  /** Queue group: each message goes to one member of the group. */
+  queue?: string;
+  /** Called when the subscription fails (permissions, connection closed). */
+  onError?: (error: Error) => void;
+}
+
+/** A live subscription. */
+export interface TransportSubscription {
+  /** Stops delivery. Idempotent. */
+  unsubscribe(): void;
+}
+
+/**
+ * A message bus with NATS semantics: subjects with `*` / `>` wildcards,
+ * reply subjects, queue groups, headers, and a status-503 message on the
+ * reply subject when a request reaches no subscriber.
+ *
+ * @example A transport that records what is published
+ * ```ts
+ * import { memoryTransport, type Transport } from "@seed/callbacks";
+ * const inner = memoryTransport();
+ * const sent: string[] = [];
+ * const recording: Transport = {
+ *   publish(subject, data, options) {
+ *     sent.push(subject);
+ *     inner.publish(subject, data, options);
+ *   },
+ *   subscribe: (subject, onMessage, options) => inner.subscribe(subject, onMessage, options),
+ *   maxPayload: inner.maxPayload,
+ * };
+ * recording.publish("a.b", new Uint8Array());
+ * console.assert(sent[0] === "a.b");
+ * ```
+ */
+export interface Transport {
+  /** Sends a message; throws when it cannot be sent (closed, too large). */
+  publish(subject: string, data: Uint8Array, options?: PublishOptions): void;
+  /** Delivers messages on `subject` (wildcards allowed) to `onMessage`. */
+  subscribe(
+    subject: string,
+    onMessage: (message: TransportMessage) => void,
+    options?: SubscribeOptions,
+  ): TransportSubscription;
+  /** The largest body the bus accepts, in bytes; `Infinity` when unknown. */
+  readonly maxPayload: number;
+}

@@ -1,0 +1,159 @@
+/**
+ * An in-process transport with the NATS semantics the endpoint relies on.
+ *
+ * @module
+ */
+
+import type {
+  PublishOptions,
+  SubscribeOptions,
+  Transport,
+  TransportMessage,
+  TransportSubscription,
+} from "../transport.ts";
+
+/** Options of {@linkcode memoryTransport}. */
+export interface MemoryTransportOptions {
+  /** The largest body accepted, in bytes, like nats-server's `max_payload`. Default 1 MiB. */
+  maxPayload?: number;
+}
+
+interface Subscriber {
+  readonly pattern: string;
+  readonly tokens: readonly string[] | undefined; // set for wildcard patterns
+  readonly queue: string | undefined;
+  readonly onMessage: (message: TransportMessage) => void;
+  active: boolean;
+}
+
+const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+
+/**
+ * Makes an in-process message bus that several endpoints share. It behaves
+ * like NATS in what the endpoint relies on: subjects with `*` and `>`
+ * wildcards, reply subjects, queue groups (one member each), headers, a
+ * `max_payload`, and no responders — a message with a reply subject that
+ * reaches no subscriber gets a status-503 message on its reply subject at
+ * once. Delivery is asynchronous (a microtask), as over a network.
+ *
+ * @param options `maxPayload`.
+ * @returns A {@linkcode Transport}.
+ *
+ * @example Two endpoints on one in-memory bus
+ * ```ts
+ * import * as v from "valibot";
+ * import { defineRequest, Endpoint, int, memoryTransport } from "@seed/callbacks";
+ *
+ * const Double = defineRequest({ subject: "math.double", request: v.number(), response: int() });
+ * const bus = memoryTransport();
+ * await using server = new Endpoint(bus);
+ * await using client = new Endpoint(bus);
+ * server.handle(Double, (n) => n * 2);
+ * console.assert(await client.request(Double, 21) === 42);
+ * ```
+ */
+export function memoryTransport(options: MemoryTransportOptions = {}): Transport {
+  const maxPayload = options.maxPayload ?? 1024 * 1024;
+  const exact = new Map<string, Subscriber[]>();
+  const wildcard: Subscriber[] = [];
+
+  function deliver(message: TransportMessage): boolean {
+    const matched = [
+      ...(exact.get(message.subject) ?? []),
+      ...wildcard.filter((s) => matches(s.tokens!, message.subject)),
+    ];
+    const groups = new Map<string, Subscriber[]>();
+    const targets: Subscriber[] = [];
+    for (const subscriber of matched) {
+      if (subscriber.queue === undefined) targets.push(subscriber);
+      else {
+        const group = groups.get(subscriber.queue);
+        if (group) group.push(subscriber);
+        else groups.set(subscriber.queue, [subscriber]);
+      }
+    }
+    for (const group of groups.values()) {
+      targets.push(group[Math.floor(Math.random() * group.length)]!);
+    }
+    for (const subscriber of targets) {
+      queueMicrotask(() => {
+        if (subscriber.active) subscriber.onMessage(message);
+      });
+    }
+    return targets.length > 0;
+  }
+
+  return {
+    maxPayload,
+    publish(subject: string, data: Uint8Array, options: PublishOptions = {}): void {
+      if (data.length > maxPayload) {
+        throw new RangeError(
+          `message of ${data.length} bytes exceeds the transport's max_payload of ${maxPayload} bytes`,
+        );
+      }
+      const headers = options.headers ? { ...options.headers } : EMPTY_HEADERS;
+      const reply = options.reply ?? "";
+      const delivered = deliver(message(subject, reply, data.slice(), 0, headers));
+      if (!delivered && reply !== "") {
+        deliver(message(reply, "", new Uint8Array(), 503, EMPTY_HEADERS));
+      }
+    },
+    subscribe(
+      subject: string,
+      onMessage: (message: TransportMessage) => void,
+      options: SubscribeOptions = {},
+    ): TransportSubscription {
+      const tokens = subject.split(".");
+      const isWildcard = tokens.some((t) => t === "*" || t === ">");
+      const subscriber: Subscriber = {
+        pattern: subject,
+        tokens: isWildcard ? tokens : undefined,
+        queue: options.queue,
+        onMessage,
+        active: true,
+      };
+      if (isWildcard) wildcard.push(subscriber);
+      else {
+        const list = exact.get(subject);
+        if (list) list.push(subscriber);
+        else exact.set(subject, [subscriber]);
+      }
+      return {
+        unsubscribe(): void {
+          if (!subscriber.active) return;
+          subscriber.active = false;
+          const list = isWildcard ? wildcard : exact.get(subject)!;
+          list.splice(list.indexOf(subscriber), 1);
+          if (!isWildcard && list.length === 0) exact.delete(subject);
+        },
+      };
+    },
+  };
+}
+
+function message(
+  subject: string,
+  reply: string,
+  data: Uint8Array,
+  status: number,
+  headers: Readonly<Record<string, string>>,
+): TransportMessage {
+  return {
+    subject,
+    reply,
+    data,
+    status,
+    header: (name) => Object.hasOwn(headers, name) ? headers[name] : undefined,
+  };
+}
+
+function matches(pattern: readonly string[], subject: string): boolean {
+  const tokens = subject.split(".");
+  for (let i = 0; i < pattern.length; i++) {
+    const p = pattern[i];
+    if (p === ">") return tokens.length > i;
+    if (i >= tokens.length) return false;
+    if (p !== "*" && p !== tokens[i]) return false;
+  }
+  return tokens.length === pattern.length;
+}

@@ -1,0 +1,166 @@
+/**
+ * The NATS transport: the only file that imports the NATS client.
+ *
+ * @module
+ */
+
+import { headers as natsHeaders, type MsgHdrs } from "nats.ws";
+import { DisconnectedError } from "../errors.ts";
+import type {
+  PublishOptions,
+  SubscribeOptions,
+  Transport,
+  TransportMessage,
+  TransportSubscription,
+} from "../transport.ts";
+
+/** The part of a NATS message the transport reads. */
+export interface NatsMessageLike {
+  /** Subject. */
+  readonly subject: string;
+  /** Reply subject, `""` or `undefined` for none. */
+  readonly reply?: string | undefined;
+  /** Body. */
+  readonly data: Uint8Array;
+  /** Headers, with the status code NATS puts in the header block. */
+  readonly headers?: {
+    readonly code: number;
+    has(name: string): boolean;
+    get(name: string): string;
+  } | undefined;
+}
+
+/**
+ * The part of a NATS connection the transport uses: a `nats.ws` connection
+ * (`connect()`) has it, and so has a `@nats-io/nats-core` one (`wsconnect()`).
+ */
+export interface NatsConnectionLike {
+  /** Publishes a message. */
+  publish(
+    subject: string,
+    payload?: Uint8Array,
+    options?: { reply?: string; headers?: MsgHdrs },
+  ): void;
+  /** Subscribes with a callback. */
+  subscribe(
+    subject: string,
+    options?: {
+      queue?: string;
+      callback?: (error: Error | null, message: NatsMessageLike) => void;
+    },
+  ): { unsubscribe(): void };
+  /** The server's INFO, with `max_payload`. */
+  readonly info?: { readonly max_payload: number } | undefined;
+}
+
+/**
+ * Wraps a NATS connection as a {@linkcode Transport}. The connection stays
+ * yours: closing an endpoint does not close it.
+ *
+ * @param nc A connection from `nats.ws`'s `connect()`.
+ * @returns A transport for {@linkcode Endpoint}.
+ *
+ * @example Over WebSocket NATS
+ * ```ts ignore
+ * import { connect } from "nats.ws";
+ * import { Endpoint, natsTransport } from "@seed/callbacks";
+ *
+ * const nc = await connect({ servers: "ws://127.0.0.1:8080" });
+ * await using endpoint = new Endpoint(natsTransport(nc), { timeout: 10_000 });
+ * // … endpoint.request(…), endpoint.handle(…)
+ * await nc.close();
+ * ```
+ */
+export function natsTransport(nc: NatsConnectionLike): Transport {
+  if (
+    typeof nc !== "object" || nc === null || typeof nc.publish !== "function" ||
+    typeof nc.subscribe !== "function"
+  ) {
+    throw new TypeError("natsTransport takes a NATS connection, e.g. from nats.ws connect()");
+  }
+  return {
+    get maxPayload(): number {
+      return nc.info?.max_payload ?? Infinity;
+    },
+    publish(subject: string, data: Uint8Array, options: PublishOptions = {}): void {
+      const publishOptions: { reply?: string; headers?: MsgHdrs } = {};
+      if (options.reply !== undefined) publishOptions.reply = options.reply;
+      if (options.headers !== undefined) {
+        const h = natsHeaders();
+        for (const name in options.headers) h.set(name, options.headers[name]!);
+        publishOptions.headers = h;
+      }
+      try {
+        nc.publish(subject, data, publishOptions);
+      } catch (error) {
+        throw translate(error);
+      }
+    },
+    subscribe(
+      subject: string,
+      onMessage: (message: TransportMessage) => void,
+      options: SubscribeOptions = {},
+    ): TransportSubscription {
+      const { onError } = options;
+      const subscribeOptions: Parameters<NatsConnectionLike["subscribe"]>[1] = {
+        callback: (error, msg) => {
+          if (error) onError?.(error);
+          else onMessage(new NatsMessage(msg));
+        },
+      };
+      if (options.queue !== undefined) subscribeOptions.queue = options.queue;
+      let sub: { unsubscribe(): void };
+      try {
+        sub = nc.subscribe(subject, subscribeOptions);
+      } catch (error) {
+        throw translate(error);
+      }
+      let active = true;
+      return {
+        unsubscribe(): void {
+          if (!active) return;
+          active = false;
+          try {
+            sub.unsubscribe();
+          } catch {
+            // The connection is closed: the subscription is gone with it.
+          }
+        },
+      };
+    },
+  };
+}
+
+class NatsMessage implements TransportMessage {
+  readonly #msg: NatsMessageLike;
+  constructor(msg: NatsMessageLike) {
+    this.#msg = msg;
+  }
+  get subject(): string {
+    return this.#msg.subject;
+  }
+  get reply(): string {
+    return this.#msg.reply ?? "";
+  }
+  get data(): Uint8Array {
+    return this.#msg.data;
+  }
+  get status(): number {
+    return this.#msg.headers?.code ?? 0;
+  }
+  header(name: string): string | undefined {
+    const h = this.#msg.headers;
+    return h?.has(name) ? h.get(name) : undefined;
+  }
+}
+
+function translate(error: unknown): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === "CONNECTION_CLOSED" || code === "CONNECTION_DRAINING") {
+    return new DisconnectedError(
+      "the NATS connection is closed: open a new connection and a new endpoint",
+      { cause: error },
+    );
+  }
+  return error;
+}
