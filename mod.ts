@@ -5,6 +5,7 @@
  *
  * @example Quick start, in memory (no server)
  * ```ts
+ * import { assert } from "@std/assert";
  * import * as v from "valibot";
  * import { defineRequest, Endpoint, enumOf, int, memoryTransport, object } from "@seed/callbacks";
  *
@@ -37,7 +38,7 @@
  * const order = await caller.request(PlaceOrder, { sku: "A-1", qty: 2 }, {
  *   signal: AbortSignal.timeout(2_000),
  * });
- * console.assert(left === 5 && decision === "Approved" && order.orderId === "A-1x2");
+ * assert(left === 5 && decision === "Approved" && order.orderId === "A-1x2");
  * ```
  *
  * @module
@@ -79,6 +80,7 @@ export type {
   ResponseOutput,
 } from "./src/responses.ts";
 export type {
+  EndpointEventListener,
   EndpointOptions,
   HandleOptions,
   Handler,
@@ -95,7 +97,11 @@ export type {
 } from "./src/errors.ts";
 export type { EndpointEventMap, Outcome } from "./src/events.ts";
 export type { MemoryTransportOptions } from "./src/transports/memory.ts";
-export type { NatsConnectionLike, NatsMessageLike } from "./src/transports/nats.ts";
+export type {
+  NatsConnectionLike,
+  NatsHeadersLike,
+  NatsMessageLike,
+} from "./src/transports/nats.ts";
 export type {
   PublishOptions,
   SubscribeOptions,
@@ -103,3 +109,4 @@ export type {
   TransportMessage,
   TransportSubscription,
 } from "./src/transport.ts";
+export type { InferInput, InferOutput, Schema, SchemaResult } from "./src/schema.ts";

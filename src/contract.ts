@@ -5,32 +5,27 @@
  * @module
  */
 
-import type { GenericSchema, InferInput, InferOutput } from "valibot";
-import {
-  isSchema,
-  type ResponseInput,
-  type ResponseKind,
-  type ResponseOutput,
-} from "./responses.ts";
+import type { ResponseInput, ResponseKind, ResponseOutput } from "./responses.ts";
+import { type InferInput, type InferOutput, isSchema, type Schema } from "./schema.ts";
 
 /** A request type and the response it expects. */
 export interface Contract<
-  Req extends GenericSchema = GenericSchema,
+  Req extends Schema = Schema,
   Res extends ResponseKind = ResponseKind,
 > {
   /** The NATS subject requests are published on. */
   readonly subject: string;
-  /** The valibot schema of the request body. */
+  /** The schema of the request body (valibot, or any Standard Schema). */
   readonly request: Req;
   /** The reply's kind: `int()`, `enumOf(…)` or `object(…)`. */
   readonly response: Res;
 }
 
 /** What {@linkcode defineRequest} takes. */
-export interface ContractDefinition<Req extends GenericSchema, Res extends ResponseKind> {
+export interface ContractDefinition<Req extends Schema, Res extends ResponseKind> {
   /** The NATS subject requests are published on: dot-separated tokens, no wildcards or spaces. */
   subject: string;
-  /** The valibot schema of the request body. */
+  /** The schema of the request body (valibot, or any Standard Schema). */
   request: Req;
   /** The reply's kind: `int()`, `enumOf(…)` or `object(…)`. */
   response: Res;
@@ -78,14 +73,14 @@ export type HandlerReplyOf<C extends Contract> = ResponseInput<C["response"]>;
  * });
  * ```
  */
-export function defineRequest<Req extends GenericSchema, Res extends ResponseKind>(
+export function defineRequest<Req extends Schema, Res extends ResponseKind>(
   definition: ContractDefinition<Req, Res>,
 ): Contract<Req, Res> {
   const { subject, request, response } = definition;
   assertSubject(subject, "defineRequest");
   if (!isSchema(request)) {
     throw new TypeError(
-      `defineRequest(${subject}): request must be a valibot schema, e.g. v.object({…})`,
+      `defineRequest(${subject}): request must be a valibot (or Standard Schema) schema, e.g. v.object({…})`,
     );
   }
   const kind = (response as { kind?: unknown } | undefined)?.kind;

@@ -26,15 +26,14 @@ import {
   SettleEvent,
 } from "./events.ts";
 import { type PendingEntry, PendingTable } from "./pending.ts";
-import type { ObjectResponse } from "./responses.ts";
 import {
-  type Checked,
   checkResponse,
-  checkSchema,
   decodeResponse,
   encodeResponse,
+  type ObjectResponse,
   parseJson,
 } from "./responses.ts";
+import { type Checked, checkSchema } from "./schema.ts";
 import type { Transport, TransportMessage, TransportSubscription } from "./transport.ts";
 import {
   decodeText,
@@ -104,7 +103,8 @@ export interface Registration extends Disposable {
   stop(): void;
 }
 
-type EventListenerOf<K extends keyof EndpointEventMap> =
+/** A listener for one endpoint event, typed by its name. */
+export type EndpointEventListener<K extends keyof EndpointEventMap> =
   | ((this: Endpoint, event: EndpointEventMap[K]) => void)
   | { handleEvent(event: EndpointEventMap[K]): void };
 
@@ -123,6 +123,7 @@ const RECENT_LIMIT = 10_000;
  *
  * @example Answer and call an int contract
  * ```ts
+ * import { assert } from "@std/assert";
  * import * as v from "valibot";
  * import { defineRequest, Endpoint, int, memoryTransport } from "@seed/callbacks";
  *
@@ -134,7 +135,7 @@ const RECENT_LIMIT = 10_000;
  * await using endpoint = new Endpoint(memoryTransport(), { timeout: 10_000 });
  * endpoint.handle(CheckStock, ({ sku }) => sku === "A-1" ? 5 : 0);
  * const left: number = await endpoint.request(CheckStock, { sku: "A-1" });
- * console.assert(left === 5);
+ * assert(left === 5);
  * ```
  */
 export class Endpoint extends EventTarget implements AsyncDisposable {
@@ -216,6 +217,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
    *
    * @example With a deadline and a cancel button
    * ```ts
+   * import { assert } from "@std/assert";
    * import * as v from "valibot";
    * import { defineRequest, Endpoint, enumOf, memoryTransport } from "@seed/callbacks";
    *
@@ -231,7 +233,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
    *   signal: cancel.signal,
    *   timeout: 2_000,
    * });
-   * console.assert(decision === "Approved");
+   * assert(decision === "Approved");
    * ```
    */
   request<C extends Contract>(
@@ -272,7 +274,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
           { issues: checked.issues },
         );
       }
-      data = encodeText(JSON.stringify(checked.value) ?? "null");
+      data = encodeText(JSON.stringify(body) ?? "null");
       const maxPayload = this.#transport.maxPayload;
       if (data.length > maxPayload) {
         throw new InvalidRequestError(
@@ -342,6 +344,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
    *
    * @example A responder that answers with a typed error
    * ```ts
+   * import { assert } from "@std/assert";
    * import * as v from "valibot";
    * import { defineRequest, Endpoint, int, memoryTransport, RemoteError, ReplyError } from "@seed/callbacks";
    *
@@ -352,7 +355,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
    *   return 3;
    * });
    * const error = await endpoint.request(CheckStock, { sku: "" }).catch((e) => e);
-   * console.assert(error instanceof RemoteError && error.code === 404);
+   * assert(error instanceof RemoteError && error.code === 404);
    * ```
    */
   handle<C extends Contract>(
@@ -398,6 +401,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
    *
    * @example Auditing every order placed, late ones included
    * ```ts
+   * import { assert } from "@std/assert";
    * import * as v from "valibot";
    * import { defineRequest, Endpoint, memoryTransport, object } from "@seed/callbacks";
    *
@@ -411,7 +415,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
    * endpoint.onReply(PlaceOrder, (reply, { late }) => seen.push(`${reply.orderId}${late ? " (late)" : ""}`));
    * endpoint.handle(PlaceOrder, ({ sku }) => ({ orderId: `o-${sku}` }));
    * await endpoint.request(PlaceOrder, { sku: "A-1" });
-   * console.assert(seen[0] === "o-A-1");
+   * assert(seen[0] === "o-A-1");
    * ```
    */
   onReply<C extends Contract & { readonly response: ObjectResponse }>(
@@ -445,10 +449,11 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
    *
    * @example Closing by hand
    * ```ts
+   * import { assert } from "@std/assert";
    * import { Endpoint, memoryTransport } from "@seed/callbacks";
    * const endpoint = new Endpoint(memoryTransport());
    * await endpoint.close();
-   * console.assert(endpoint.closed && endpoint.pending === 0);
+   * assert(endpoint.closed && endpoint.pending === 0);
    * ```
    */
   close(): Promise<void> {
@@ -477,7 +482,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
   /** Adds a typed listener for an endpoint event (see {@linkcode EndpointEventMap}). */
   override addEventListener<K extends keyof EndpointEventMap>(
     type: K,
-    listener: EventListenerOf<K> | null,
+    listener: EndpointEventListener<K> | null,
     options?: boolean | AddEventListenerOptions,
   ): void;
   /** Adds a listener. */
@@ -497,7 +502,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
   /** Removes a typed listener. */
   override removeEventListener<K extends keyof EndpointEventMap>(
     type: K,
-    listener: EventListenerOf<K> | null,
+    listener: EndpointEventListener<K> | null,
     options?: boolean | EventListenerOptions,
   ): void;
   /** Removes a listener. */
@@ -647,7 +652,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       });
       const valid = checkResponse(contract.response, value);
       if (valid.ok) {
-        this.#respond(contract, reply, encodeText(encodeResponse(contract.response, valid.value)), {
+        this.#respond(contract, reply, encodeText(encodeResponse(contract.response, value)), {
           [KIND_HEADER]: contract.response.kind,
         });
       } else {
@@ -759,7 +764,9 @@ function invalid(subject: string, why: string, issues: readonly Issue[]): ReplyR
 function summarize(issues: readonly Issue[]): string {
   const first = issues[0];
   if (first === undefined) return "unknown problem";
-  const path = first.path?.map((item) => String(item.key)).join(".");
+  const path = first.path?.map((item) => String(typeof item === "object" ? item.key : item)).join(
+    ".",
+  );
   const text = path ? `${path}: ${first.message}` : first.message;
   return issues.length > 1 ? `${text} (and ${issues.length - 1} more)` : text;
 }

@@ -9,12 +9,15 @@
  * @module
  */
 
-/** One problem found by a schema, as valibot reports it (only the fields used here). */
+/**
+ * One problem found by a schema, as Standard Schema describes it; valibot's
+ * issues carry more fields (`kind`, `expected`, `received`, …), kept as they are.
+ */
 export interface Issue {
-  /** What went wrong, in valibot's words. */
+  /** What went wrong, in the schema library's words. */
   readonly message: string;
   /** Where, as keys from the root; absent for the root itself. */
-  readonly path?: readonly { readonly key: unknown }[] | undefined;
+  readonly path?: readonly (PropertyKey | { readonly key: PropertyKey })[] | undefined;
 }
 
 /**
@@ -23,9 +26,10 @@ export interface Issue {
  *
  * @example Telling a timeout apart
  * ```ts
+ * import { assert } from "@std/assert";
  * import { TimeoutError } from "@seed/callbacks";
  * const error = new TimeoutError("no reply to stock.check within 10 ms: raise the timeout or check the responder");
- * console.assert(error.name === "TimeoutError");
+ * assert(error.name === "TimeoutError");
  * ```
  */
 export class TimeoutError extends Error {
@@ -42,9 +46,10 @@ export class TimeoutError extends Error {
  *
  * @example Falling back when no responder runs
  * ```ts
+ * import { assert } from "@std/assert";
  * import { NoRespondersError } from "@seed/callbacks";
  * const error = new NoRespondersError("no responders for stock.check: start a responder");
- * console.assert(error instanceof NoRespondersError);
+ * assert(error instanceof NoRespondersError);
  * ```
  */
 export class NoRespondersError extends Error {
@@ -67,9 +72,10 @@ export interface ValidationErrorOptions extends ErrorOptions {
  *
  * @example Reading the issues
  * ```ts
+ * import { assert } from "@std/assert";
  * import { InvalidReplyError } from "@seed/callbacks";
  * const error = new InvalidReplyError("invalid reply", { issues: [{ message: "not an int" }] });
- * console.assert(error.issues[0]?.message === "not an int");
+ * assert(error.issues[0]?.message === "not an int");
  * ```
  */
 export class InvalidReplyError extends Error {
@@ -89,9 +95,10 @@ export class InvalidReplyError extends Error {
  *
  * @example Reading the issues
  * ```ts
+ * import { assert } from "@std/assert";
  * import { InvalidRequestError } from "@seed/callbacks";
  * const error = new InvalidRequestError("invalid request", { issues: [{ message: "sku is required" }] });
- * console.assert(error.issues.length === 1);
+ * assert(error.issues.length === 1);
  * ```
  */
 export class InvalidRequestError extends Error {
@@ -121,9 +128,10 @@ export interface RemoteErrorOptions extends ErrorOptions {
  *
  * @example Branching on the code
  * ```ts
+ * import { assert } from "@std/assert";
  * import { RemoteError } from "@seed/callbacks";
  * const error = new RemoteError("stock.check failed", { code: 404, description: "unknown sku" });
- * console.assert(error.code === 404 && error.description === "unknown sku");
+ * assert(error.code === 404 && error.description === "unknown sku");
  * ```
  */
 export class RemoteError extends Error {
@@ -149,8 +157,9 @@ export class RemoteError extends Error {
  *
  * @example After close
  * ```ts
+ * import { assert } from "@std/assert";
  * import { ClosedError } from "@seed/callbacks";
- * console.assert(new ClosedError("endpoint closed").name === "ClosedError");
+ * assert(new ClosedError("endpoint closed").name === "ClosedError");
  * ```
  */
 export class ClosedError extends Error {
@@ -166,8 +175,9 @@ export class ClosedError extends Error {
  *
  * @example Shedding load
  * ```ts
+ * import { assert } from "@std/assert";
  * import { PendingLimitError } from "@seed/callbacks";
- * console.assert(new PendingLimitError("too many").name === "PendingLimitError");
+ * assert(new PendingLimitError("too many").name === "PendingLimitError");
  * ```
  */
 export class PendingLimitError extends Error {
@@ -184,8 +194,9 @@ export class PendingLimitError extends Error {
  *
  * @example Retrying later
  * ```ts
+ * import { assert } from "@std/assert";
  * import { DisconnectedError } from "@seed/callbacks";
- * console.assert(new DisconnectedError("connection closed").name === "DisconnectedError");
+ * assert(new DisconnectedError("connection closed").name === "DisconnectedError");
  * ```
  */
 export class DisconnectedError extends Error {
@@ -210,9 +221,10 @@ export interface ReplyErrorOptions extends ErrorOptions {
  *
  * @example Answering "not found"
  * ```ts
+ * import { assert } from "@std/assert";
  * import { ReplyError } from "@seed/callbacks";
  * const error = new ReplyError(404, "unknown sku", { data: { sku: "Z-9" } });
- * console.assert(error.code === 404);
+ * assert(error.code === 404);
  * ```
  */
 export class ReplyError extends Error {

@@ -8,8 +8,15 @@
  * @module
  */
 
-import { type GenericSchema, type InferInput, type InferOutput, safeParse } from "valibot";
 import type { Issue } from "./errors.ts";
+import {
+  type Checked,
+  checkSchema,
+  type InferInput,
+  type InferOutput,
+  isSchema,
+  type Schema,
+} from "./schema.ts";
 
 /** An int reply: a safe integer, sent as decimal text. */
 export interface IntResponse {
@@ -25,11 +32,11 @@ export interface EnumResponse<T extends string | number = string | number> {
   readonly values: readonly T[];
 }
 
-/** An object reply: JSON validated by a valibot schema. */
-export interface ObjectResponse<S extends GenericSchema = GenericSchema> {
+/** An object reply: JSON validated by a schema (valibot, or any Standard Schema). */
+export interface ObjectResponse<S extends Schema = Schema> {
   /** The kind's name, sent in the `Callback-Kind` header. */
   readonly kind: "object";
-  /** The valibot schema the reply must pass. */
+  /** The schema the reply must pass. */
   readonly schema: S;
 }
 
@@ -54,10 +61,11 @@ export type ResponseInput<R extends ResponseKind> = R extends EnumResponse<infer
  *
  * @example An int contract
  * ```ts
+ * import { assert } from "@std/assert";
  * import * as v from "valibot";
  * import { defineRequest, int } from "@seed/callbacks";
  * const CheckStock = defineRequest({ subject: "stock.check", request: v.object({ sku: v.string() }), response: int() });
- * console.assert(CheckStock.response.kind === "int");
+ * assert(CheckStock.response.kind === "int");
  * ```
  */
 export function int(): IntResponse {
@@ -77,21 +85,39 @@ const INT: IntResponse = Object.freeze({ kind: "int" });
  *
  * @example From a list
  * ```ts
+ * import { assert } from "@std/assert";
  * import { enumOf } from "@seed/callbacks";
  * const decision = enumOf(["Approved", "Rejected"]);
- * console.assert(decision.values.length === 2);
+ * assert(decision.values.length === 2);
  * ```
  *
  * @example From a TypeScript enum
  * ```ts
+ * import { assert } from "@std/assert";
  * import { enumOf } from "@seed/callbacks";
  * enum Level { Low = 1, High = 2 }
- * console.assert(enumOf(Level).values.join() === "1,2");
+ * assert(enumOf(Level).values.join() === "1,2");
  * ```
  */
 export function enumOf<const T extends readonly (string | number)[]>(
   values: T,
 ): EnumResponse<T[number]>;
+/**
+ * A reply that is one member of a TypeScript `enum` (numeric enums' reverse
+ * mappings are ignored).
+ *
+ * @param enumObject The enum object.
+ * @returns The enum response kind.
+ * @throws {TypeError} When the enum has no members.
+ *
+ * @example From a string enum
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { enumOf } from "@seed/callbacks";
+ * enum Decision { Approved = "Approved", Rejected = "Rejected" }
+ * assert(enumOf(Decision).values.join() === "Approved,Rejected");
+ * ```
+ */
 export function enumOf<E extends Record<string, string | number>>(
   enumObject: E,
 ): EnumResponse<E[keyof E]>;
@@ -128,9 +154,12 @@ function enumMembers(
 }
 
 /**
- * A reply that is a JSON object checked by a valibot schema; the caller gets
- * the schema's output type. Keep the schema JSON-shaped: what travels is the
- * JSON of the schema's output, and the caller parses it with the same schema.
+ * A reply that is a JSON object checked by a valibot schema. The handler
+ * returns the schema's input type; once it passes the schema, that value
+ * travels as JSON and the caller parses it with the same schema, so the
+ * caller gets the output type (transforms run on the caller's side). Keys the
+ * schema does not name travel too (`v.object` drops them on the caller's
+ * side); use `v.strictObject` to refuse them at the responder.
  *
  * @param schema A valibot schema, usually `v.object({ … })`.
  * @returns The object response kind.
@@ -138,6 +167,7 @@ function enumMembers(
  *
  * @example An object contract
  * ```ts
+ * import { assert } from "@std/assert";
  * import * as v from "valibot";
  * import { defineRequest, object } from "@seed/callbacks";
  * const PlaceOrder = defineRequest({
@@ -145,25 +175,15 @@ function enumMembers(
  *   request: v.object({ sku: v.string(), qty: v.number() }),
  *   response: object(v.object({ orderId: v.string(), eta: v.number() })),
  * });
- * console.assert(PlaceOrder.response.kind === "object");
+ * assert(PlaceOrder.response.kind === "object");
  * ```
  */
-export function object<S extends GenericSchema>(schema: S): ObjectResponse<S> {
-  if (!isSchema(schema)) throw new TypeError("object() takes a valibot schema, e.g. v.object({…})");
+export function object<S extends Schema>(schema: S): ObjectResponse<S> {
+  if (!isSchema(schema)) {
+    throw new TypeError("object() takes a valibot (or Standard Schema) schema, e.g. v.object({…})");
+  }
   return Object.freeze({ kind: "object", schema });
 }
-
-/** Whether a value looks like a valibot schema. */
-export function isSchema(value: unknown): value is GenericSchema {
-  return typeof value === "object" && value !== null &&
-    (value as { kind?: unknown }).kind === "schema" &&
-    typeof (value as { "~run"?: unknown })["~run"] === "function";
-}
-
-/** The outcome of checking a value: the value to use, or what is wrong. */
-export type Checked<T> =
-  | { readonly ok: true; readonly value: T }
-  | { readonly ok: false; readonly issues: readonly Issue[] };
 
 /**
  * Checks a value against a response kind: a safe integer, a member, or what
@@ -187,12 +207,6 @@ export function checkResponse<R extends ResponseKind>(
     case "object":
       return checkSchema(response.schema, value) as Checked<ResponseOutput<R>>;
   }
-}
-
-/** Runs a valibot schema without throwing. */
-export function checkSchema(schema: GenericSchema, value: unknown): Checked<unknown> {
-  const result = safeParse(schema, value);
-  return result.success ? { ok: true, value: result.output } : { ok: false, issues: result.issues };
 }
 
 /** Encodes a checked reply value as its kind's wire text. */

@@ -49,6 +49,7 @@ export interface TransportSubscription {
  *
  * @example A transport that records what is published
  * ```ts
+ * import { assert } from "@std/assert";
  * import { memoryTransport, type Transport } from "@seed/callbacks";
  * const inner = memoryTransport();
  * const sent: string[] = [];
@@ -61,7 +62,7 @@ export interface TransportSubscription {
  *   maxPayload: inner.maxPayload,
  * };
  * recording.publish("a.b", new Uint8Array());
- * console.assert(sent[0] === "a.b");
+ * assert(sent[0] === "a.b");
  * ```
  */
 export interface Transport {

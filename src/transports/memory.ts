@@ -41,6 +41,7 @@ const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
  *
  * @example Two endpoints on one in-memory bus
  * ```ts
+ * import { assert } from "@std/assert";
  * import * as v from "valibot";
  * import { defineRequest, Endpoint, int, memoryTransport } from "@seed/callbacks";
  *
@@ -49,7 +50,7 @@ const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
  * await using server = new Endpoint(bus);
  * await using client = new Endpoint(bus);
  * server.handle(Double, (n) => n * 2);
- * console.assert(await client.request(Double, 21) === 42);
+ * assert(await client.request(Double, 21) === 42);
  * ```
  */
 export function memoryTransport(options: MemoryTransportOptions = {}): Transport {

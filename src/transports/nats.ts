@@ -4,7 +4,7 @@
  * @module
  */
 
-import { headers as natsHeaders, type MsgHdrs } from "nats.ws";
+import { headers as natsHeaders } from "nats.ws";
 import { DisconnectedError } from "../errors.ts";
 import type {
   PublishOptions,
@@ -30,6 +30,12 @@ export interface NatsMessageLike {
   } | undefined;
 }
 
+/** The part of NATS headers the transport writes. */
+export interface NatsHeadersLike {
+  /** Sets one header. */
+  set(name: string, value: string): void;
+}
+
 /**
  * The part of a NATS connection the transport uses: a `nats.ws` connection
  * (`connect()`) has it, and so has a `@nats-io/nats-core` one (`wsconnect()`).
@@ -39,7 +45,7 @@ export interface NatsConnectionLike {
   publish(
     subject: string,
     payload?: Uint8Array,
-    options?: { reply?: string; headers?: MsgHdrs },
+    options?: { reply?: string; headers?: NatsHeadersLike },
   ): void;
   /** Subscribes with a callback. */
   subscribe(
@@ -83,7 +89,7 @@ export function natsTransport(nc: NatsConnectionLike): Transport {
       return nc.info?.max_payload ?? Infinity;
     },
     publish(subject: string, data: Uint8Array, options: PublishOptions = {}): void {
-      const publishOptions: { reply?: string; headers?: MsgHdrs } = {};
+      const publishOptions: { reply?: string; headers?: NatsHeadersLike } = {};
       if (options.reply !== undefined) publishOptions.reply = options.reply;
       if (options.headers !== undefined) {
         const h = natsHeaders();

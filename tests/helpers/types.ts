@@ -5,9 +5,11 @@
  * @module
  */
 
-/** `true` when `A` and `B` are the same type, else `false`. */
-export type IsExact<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2)
-  ? true
+type IsAny<T> = 0 extends 1 & T ? true : false;
+
+/** `true` when `A` and `B` are mutually assignable (and both or neither is `any`), else `false`. */
+export type IsExact<A, B> = [IsAny<A>, IsAny<B>] extends [true, true] ? true
+  : [IsAny<A> | IsAny<B>] extends [false] ? [A] extends [B] ? [B] extends [A] ? true : false : false
   : false;
 
 /** Asserts a type-level condition: `assertType<IsExact<typeof x, number>>(true)`. */
