@@ -1,6 +1,15 @@
 import * as v from "valibot";
-import { assertEquals, assertThrows } from "@std/assert";
-import { defineRequest, enumOf, int, object } from "../mod.ts";
+import { assertEquals, assertRejects, assertThrows } from "@std/assert";
+import {
+  defineRequest,
+  Endpoint,
+  enumOf,
+  int,
+  InvalidRequestError,
+  memoryTransport,
+  object,
+  type Schema,
+} from "../mod.ts";
 
 Deno.test("contract - defineRequest returns a frozen contract", () => {
   const contract = defineRequest({ subject: "a.b", request: v.string(), response: int() });
@@ -48,4 +57,23 @@ Deno.test("contract - enumOf takes lists and TypeScript enums, rejects bad membe
   assertThrows(() => enumOf([Number.NaN]), TypeError, "finite numbers");
   assertThrows(() => enumOf([{} as string]), TypeError, "strings or finite numbers");
   assertThrows(() => enumOf(null as never), TypeError, "TypeScript enum object");
+});
+
+Deno.test("contract - an async schema is refused with a clear error, nothing sent", async () => {
+  const asyncSchema: Schema<string> = {
+    "~standard": {
+      version: 1,
+      vendor: "test",
+      validate: (value) => Promise.resolve({ value: value as string }),
+    },
+  };
+  const Async = defineRequest({ subject: "a.async", request: asyncSchema, response: int() });
+  const bus = memoryTransport();
+  await using endpoint = new Endpoint(bus);
+  await assertRejects(
+    () => endpoint.request(Async, "x"),
+    InvalidRequestError,
+    "async schemas are not supported",
+  );
+  assertEquals(endpoint.pending, 0);
 });
