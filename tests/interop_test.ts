@@ -53,7 +53,7 @@ Deno.test("interop - a plain nats.ws responder satisfies request() and sees the 
   const budgets: string[] = [];
   fx.responderNc.subscribe("stock.check", {
     callback: (_err, msg) => {
-      budgets.push(msg.headers?.get(TIMEOUT_HEADER) ?? "");
+      budgets.push(msg.headers?.get(TIMEOUT_HEADER) ?? "", msg.headers?.get("X-Trace") ?? "");
       msg.respond(new TextEncoder().encode(String(JSON.parse(text(msg.data)).sku.length)));
     },
   });
@@ -64,10 +64,16 @@ Deno.test("interop - a plain nats.ws responder satisfies request() and sees the 
     callback: (_err, msg) => msg.respond(json("Rejected")),
   });
   await fx.ready();
-  assertStrictEquals(await caller.request(CheckStock, { sku: "ABCD" }, { timeout: 4_000 }), 4);
+  assertStrictEquals(
+    await caller.request(CheckStock, { sku: "ABCD" }, {
+      timeout: 4_000,
+      headers: { "X-Trace": "t-1", [TIMEOUT_HEADER]: "1" },
+    }),
+    4,
+  );
   assertEquals(await caller.request(PlaceOrder, { sku: "x", qty: 1 }), { orderId: "raw", eta: 2 });
   assertEquals(await caller.request(Approve, { orderId: "o" }), "Rejected");
-  assertEquals(budgets, ["4000"]);
+  assertEquals(budgets, ["4000", "t-1"], "the caller's headers travel; its budget wins");
   assertStrictEquals(caller.pending, 0);
 });
 

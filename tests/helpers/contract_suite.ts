@@ -409,6 +409,32 @@ export function contractSuite(label: string, makeFixture: () => Promise<Fixture>
     await outer.close();
   });
 
+  test("closing a responder aborts its handlers' signals and sends no reply", async (fx) => {
+    const responder = new Endpoint(fx.responder);
+    await using caller = new Endpoint(fx.caller);
+    const started = Promise.withResolvers<void>();
+    const aborted = Promise.withResolvers<unknown>();
+    responder.handle(CheckStock, (_b, ctx) => {
+      started.resolve();
+      return new Promise<number>((resolve) => {
+        ctx.signal.addEventListener("abort", () => {
+          aborted.resolve(ctx.signal.reason);
+          resolve(1); // a reply after close is not sent
+        }, { once: true });
+      });
+    });
+    await fx.ready();
+    let late = 0;
+    caller.addEventListener("late-reply", () => late++);
+    const promise = caller.request(CheckStock, { sku: "x" }, { timeout: 300 });
+    await started.promise;
+    await responder.close();
+    assertInstanceOf(await aborted.promise, ClosedError);
+    await assertRejects(() => promise, TimeoutError);
+    assertEquals(late, 0);
+    assertStrictEquals(caller.pending, 0);
+  });
+
   test("beyond maxPending, request() rejects at once with PendingLimitError", async (fx) => {
     await using responder = new Endpoint(fx.responder);
     await using caller = new Endpoint(fx.caller, { maxPending: 2 });
