@@ -10,6 +10,8 @@
  * @module
  */
 import { connect } from "nats.ws";
+import { wsconnect } from "@nats-io/nats-core";
+import type { NatsConnection as CoreConnection } from "@nats-io/nats-core";
 import type { ConnectionOptions, NatsConnection } from "nats.ws";
 
 /** How long to wait for the sockets' `close` events before failing loudly. */
@@ -90,9 +92,33 @@ async function settle(nc: NatsConnection, tracker: SocketTracker): Promise<void>
  * only after every WebSocket it opened (including ones from reconnects) has fired "close".
  * `closed()` and `drain()` are wrapped the same way. `options.servers` overrides the URL.
  */
-export async function connectWs(
+export function connectWs(
   server: { wsUrl: string } | string,
   options: Partial<ConnectionOptions> = {},
+): Promise<NatsConnection> {
+  return connectTracked(server, options, connect);
+}
+
+/**
+ * The same as {@linkcode connectWs} with `@nats-io/nats-core`'s `wsconnect()`
+ * (the maintained successor of nats.ws), for the tests that prove the library
+ * works on it.
+ */
+export function connectCore(
+  server: { wsUrl: string } | string,
+  options: Partial<ConnectionOptions> = {},
+): Promise<CoreConnection> {
+  return connectTracked(
+    server,
+    options,
+    wsconnect as unknown as typeof connect,
+  ) as unknown as Promise<CoreConnection>;
+}
+
+async function connectTracked(
+  server: { wsUrl: string } | string,
+  options: Partial<ConnectionOptions>,
+  connect: (options: ConnectionOptions) => Promise<NatsConnection>,
 ): Promise<NatsConnection> {
   const url = typeof server === "string" ? server : server.wsUrl;
   const tracker = new SocketTracker();

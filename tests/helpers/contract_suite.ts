@@ -469,9 +469,7 @@ export function contractSuite(label: string, makeFixture: () => Promise<Fixture>
     );
     assertEquals(spied.published, []);
     assertEquals(spied.subscribed.map((s) => s.subject), ["stock.check"]);
-    if (fx.name === "nats") {
-      await (fx as unknown as { callerNc: { flush(): Promise<void> } }).callerNc.flush();
-    }
+    await fx.ready();
     assertEquals(await caller.request(CheckStock, { sku: "x" }), 9);
   });
 

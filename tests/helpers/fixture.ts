@@ -19,7 +19,7 @@ export interface Fixture extends AsyncDisposable {
   readonly caller: Transport;
   /** The responder's side (another connection over NATS). */
   readonly responder: Transport;
-  /** Resolves once the responder's subscriptions are live on the server. */
+  /** Resolves once both sides' subscriptions are live on the server. */
   ready(): Promise<void>;
 }
 
@@ -54,7 +54,9 @@ export async function natsFixture(options: NatsFixtureOptions = {}): Promise<Nat
       responderNc,
       caller: natsTransport(opened),
       responder: natsTransport(responderNc),
-      ready: () => responderNc.flush(),
+      ready: async () => {
+        await Promise.all([opened.flush(), responderNc.flush()]);
+      },
       async [Symbol.asyncDispose]() {
         await opened.close();
         await responderNc.close();
