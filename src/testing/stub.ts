@@ -1,0 +1,279 @@
+/**
+ * A stand-in for the responders an application calls, for its unit tests:
+ * ordered rules answer requests, every request is recorded, and a request no
+ * rule matches is answered with a clear error instead of hanging.
+ *
+ * @module
+ */
+
+import type { Contract, HandledRequestOf, HandlerReplyOf } from "../contract.ts";
+import { Endpoint, type EndpointOptions } from "../endpoint.ts";
+import { ReplyError } from "../errors.ts";
+import { encodeResponse, parseJson } from "../responses.ts";
+import { checkSchema } from "../schema.ts";
+import type { PublishOptions, Transport } from "../transport.ts";
+import { memoryTransport } from "../transports/memory.ts";
+import { decodeText, encodeText, errorHeaders, KIND_HEADER } from "../wire.ts";
+
+/** A request the stub received. */
+export interface RecordedRequest {
+  /** The subject it was sent on. */
+  readonly subject: string;
+  /** The body, parsed from JSON (`undefined` if it was not JSON). */
+  readonly body: unknown;
+  /** The contract of the rule that answered it, `undefined` when none matched. */
+  readonly contract: Contract | undefined;
+}
+
+/** Options of a rule's answer. */
+export interface AnswerOptions {
+  /** Milliseconds to wait before answering. */
+  delay?: number;
+}
+
+/** What a rule answers with: pick one. */
+export interface RuleBuilder<C extends Contract> {
+  /** Answers with a value, or with what a function of the request returns. */
+  reply(
+    value:
+      | HandlerReplyOf<C>
+      | ((body: HandledRequestOf<C>) => HandlerReplyOf<C> | Promise<HandlerReplyOf<C>>),
+    options?: AnswerOptions,
+  ): CallbackStub;
+  /** Answers with an error reply: the caller's request rejects with a `RemoteError`. */
+  fail(error: ReplyError, options?: AnswerOptions): CallbackStub;
+  /** Answers as NATS does when nobody listens: the caller rejects with `NoRespondersError`. */
+  noResponders(): CallbackStub;
+  /** Never answers: the caller's request times out (or is aborted). */
+  silence(): CallbackStub;
+}
+
+type Answer =
+  | { kind: "reply"; value: unknown; delay: number }
+  | { kind: "fail"; error: ReplyError; delay: number }
+  | { kind: "no-responders" }
+  | { kind: "silence" };
+
+interface Rule {
+  readonly contract: Contract;
+  readonly match: (body: never) => boolean;
+  answer: Answer | undefined;
+}
+
+/**
+ * Answers the requests of code under test by ordered rules, without a server.
+ *
+ * Give the code under test `stub.endpoint` (or `new Endpoint(stub.transport)`):
+ * requests go through the real endpoint — validation, typing, timeouts,
+ * aborts — and the stub answers them. For each request the first rule whose
+ * contract has the request's subject and whose matcher accepts the body
+ * answers; a request no rule matches is answered with error 501 (a
+ * `RemoteError` whose description names the subject and body) and listed in
+ * `unmatched`.
+ *
+ * @example Faking a stock service
+ * ```ts
+ * import * as v from "valibot";
+ * import { assertEquals } from "@std/assert";
+ * import { defineRequest, int, ReplyError } from "@seed/callbacks";
+ * import { CallbackStub } from "@seed/callbacks/testing";
+ *
+ * const CheckStock = defineRequest({ subject: "stock.check", request: v.object({ sku: v.string() }), response: int() });
+ *
+ * await using stub = new CallbackStub();
+ * stub.when(CheckStock, ({ sku }) => sku === "A-1").reply(5)
+ *   .when(CheckStock, ({ sku }) => sku === "Z-9").fail(new ReplyError(404, "unknown sku"))
+ *   .when(CheckStock).reply(0);
+ *
+ * assertEquals(await stub.endpoint.request(CheckStock, { sku: "A-1" }), 5);
+ * assertEquals(await stub.endpoint.request(CheckStock, { sku: "B-2" }), 0);
+ * assertEquals(stub.requests.map((r) => r.body), [{ sku: "A-1" }, { sku: "B-2" }]);
+ * ```
+ */
+export class CallbackStub implements AsyncDisposable {
+  /** A transport that answers by the rules; several endpoints may share it. */
+  readonly transport: Transport;
+  /** An endpoint over {@linkcode CallbackStub.transport}, closed with the stub. */
+  readonly endpoint: Endpoint;
+  /** Every request received, in order. */
+  readonly requests: RecordedRequest[] = [];
+  /** The requests no rule matched, in order. */
+  readonly unmatched: RecordedRequest[] = [];
+  readonly #rules: Rule[] = [];
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  readonly #bus = memoryTransport();
+
+  /**
+   * Makes a stub.
+   *
+   * @param options Options of the stub's {@linkcode CallbackStub.endpoint}.
+   */
+  constructor(options: EndpointOptions = {}) {
+    const bus = this.#bus;
+    this.transport = {
+      maxPayload: bus.maxPayload,
+      publish: (subject: string, data: Uint8Array, publishOptions: PublishOptions = {}) => {
+        if (publishOptions.reply) this.#receive(subject, data, publishOptions.reply);
+        else bus.publish(subject, data, publishOptions);
+      },
+      subscribe: (subject, onMessage, subscribeOptions) =>
+        bus.subscribe(subject, onMessage, subscribeOptions),
+    };
+    this.endpoint = new Endpoint(this.transport, options);
+  }
+
+  /**
+   * Adds a rule for a contract, tried after the rules added before it.
+   *
+   * @param contract The contract whose requests the rule answers.
+   * @param match Accepts the validated request body; absent: every request.
+   * @returns What to answer with: `.reply()`, `.fail()`, `.noResponders()`, `.silence()`.
+   *
+   * @example Answering from the body
+   * ```ts
+   * import * as v from "valibot";
+   * import { assertEquals } from "@std/assert";
+   * import { defineRequest, enumOf } from "@seed/callbacks";
+   * import { CallbackStub } from "@seed/callbacks/testing";
+   *
+   * const Approve = defineRequest({
+   *   subject: "orders.approve",
+   *   request: v.object({ total: v.number() }),
+   *   response: enumOf(["Approved", "Rejected"]),
+   * });
+   * await using stub = new CallbackStub();
+   * stub.when(Approve).reply(({ total }) => total > 100 ? "Rejected" : "Approved");
+   * assertEquals(await stub.endpoint.request(Approve, { total: 500 }), "Rejected");
+   * ```
+   */
+  when<C extends Contract>(
+    contract: C,
+    match?: (body: HandledRequestOf<C>) => boolean,
+  ): RuleBuilder<C> {
+    if (typeof contract?.subject !== "string") {
+      throw new TypeError("when() needs a contract made by defineRequest()");
+    }
+    const rule: Rule = { contract, match: match ?? (() => true), answer: undefined };
+    this.#rules.push(rule);
+    const set = (answer: Answer): CallbackStub => {
+      if (rule.answer) {
+        throw new TypeError(
+          "a rule answers one way: call reply, fail, noResponders or silence once",
+        );
+      }
+      rule.answer = answer;
+      return this;
+    };
+    return {
+      reply: (value, options = {}) => set({ kind: "reply", value, delay: delayOf(options) }),
+      fail: (error, options = {}) => {
+        if (!(error instanceof ReplyError)) throw new TypeError("fail() takes a ReplyError");
+        return set({ kind: "fail", error, delay: delayOf(options) });
+      },
+      noResponders: () => set({ kind: "no-responders" }),
+      silence: () => set({ kind: "silence" }),
+    };
+  }
+
+  /** The recorded bodies of one contract's requests, in order. */
+  bodiesOf<C extends Contract>(contract: C): HandledRequestOf<C>[] {
+    return this.requests.filter((r) => r.contract === contract).map((r) =>
+      r.body as HandledRequestOf<C>
+    );
+  }
+
+  /** Closes the endpoint and cancels answers still waiting on a delay. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+    await this.endpoint.close();
+  }
+
+  #receive(subject: string, data: Uint8Array, reply: string): void {
+    const parsed = parseJson(decodeText(data));
+    const body = parsed.ok ? parsed.value : undefined;
+    let found: { rule: Rule; value: unknown } | undefined;
+    for (const rule of this.#rules) {
+      if (rule.contract.subject !== subject || rule.answer === undefined) continue;
+      const checked = checkSchema(rule.contract.request, body);
+      if (checked.ok && rule.match(checked.value as never)) {
+        found = { rule, value: checked.value };
+        break;
+      }
+    }
+    const recorded: RecordedRequest = { subject, body, contract: found?.rule.contract };
+    this.requests.push(recorded);
+    if (found === undefined) {
+      this.unmatched.push(recorded);
+      const description = `@seed/callbacks/testing: no rule matches ${subject} ${
+        describe(data)
+      }; add stub.when(contract, match) for it`;
+      this.#send(reply, "", errorHeaders(501, description), 0);
+      return;
+    }
+    const { rule, value } = found;
+    const answer = rule.answer!;
+    switch (answer.kind) {
+      case "silence":
+        return;
+      case "no-responders":
+        // The bus answers a request nobody listens to with a 503, as NATS does.
+        this.#bus.publish(`${subject}.__no_responders__`, new Uint8Array(), { reply });
+        return;
+      case "fail": {
+        const { error } = answer;
+        const body = error.data === undefined ? "" : JSON.stringify(error.data);
+        this.#send(reply, body, errorHeaders(error.code, error.description), answer.delay);
+        return;
+      }
+      case "reply":
+        this.#later(answer.delay, async () => {
+          let result: unknown;
+          try {
+            result = typeof answer.value === "function"
+              ? await (answer.value as (body: unknown) => unknown)(value)
+              : answer.value;
+          } catch (error) {
+            const [code, why] = error instanceof ReplyError
+              ? [error.code, error.description]
+              : [500, `@seed/callbacks/testing: the rule's reply function threw: ${String(error)}`];
+            this.#send(reply, "", errorHeaders(code, why), 0);
+            return;
+          }
+          // Sent as it is: a value that breaks the contract makes the caller's
+          // request reject with InvalidReplyError, as a faulty responder would.
+          const { response } = rule.contract;
+          this.#send(reply, encodeResponse(response, result), { [KIND_HEADER]: response.kind }, 0);
+        });
+    }
+  }
+
+  #send(reply: string, body: string, headers: Record<string, string>, delay: number): void {
+    this.#later(delay, () => this.#bus.publish(reply, encodeText(body), { headers }));
+  }
+
+  #later(delay: number, fn: () => void | Promise<void>): void {
+    if (delay <= 0) {
+      queueMicrotask(fn);
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      fn();
+    }, delay);
+    this.#timers.add(timer);
+  }
+}
+
+function delayOf(options: AnswerOptions): number {
+  const delay = options.delay ?? 0;
+  if (typeof delay !== "number" || !(delay >= 0) || !Number.isFinite(delay)) {
+    throw new RangeError(`delay must be a number of milliseconds, 0 or more, got ${delay}`);
+  }
+  return delay;
+}
+
+function describe(data: Uint8Array): string {
+  const text = decodeText(data).replace(/\s+/g, " ");
+  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+}

@@ -1,0 +1,141 @@
+import * as v from "valibot";
+import {
+  assertEquals,
+  assertInstanceOf,
+  assertRejects,
+  assertStrictEquals,
+  assertThrows,
+} from "@std/assert";
+import {
+  defineRequest,
+  enumOf,
+  int,
+  InvalidReplyError,
+  NoRespondersError,
+  object,
+  RemoteError,
+  ReplyError,
+  TimeoutError,
+} from "../mod.ts";
+import { CallbackStub } from "../testing.ts";
+
+const CheckStock = defineRequest({
+  subject: "stock.check",
+  request: v.object({ sku: v.string() }),
+  response: int(),
+});
+const Approve = defineRequest({
+  subject: "orders.approve",
+  request: v.object({ total: v.number() }),
+  response: enumOf(["Approved", "Rejected"]),
+});
+const PlaceOrder = defineRequest({
+  subject: "orders.place",
+  request: v.object({ sku: v.string() }),
+  response: object(v.object({ orderId: v.string() })),
+});
+
+Deno.test("testing - rules answer in order; the first match wins", async () => {
+  await using stub = new CallbackStub();
+  stub.when(CheckStock, ({ sku }) => sku === "A-1").reply(5)
+    .when(CheckStock, ({ sku }) => sku.startsWith("A")).reply(1)
+    .when(CheckStock).reply(0);
+  const { endpoint } = stub;
+  assertEquals(await endpoint.request(CheckStock, { sku: "A-1" }), 5);
+  assertEquals(await endpoint.request(CheckStock, { sku: "A-2" }), 1);
+  assertEquals(await endpoint.request(CheckStock, { sku: "B" }), 0);
+  assertEquals(stub.bodiesOf(CheckStock), [{ sku: "A-1" }, { sku: "A-2" }, { sku: "B" }]);
+  assertEquals(stub.unmatched, []);
+  assertStrictEquals(endpoint.pending, 0);
+});
+
+Deno.test("testing - replies can be computed from the request, and delayed", async () => {
+  await using stub = new CallbackStub();
+  stub.when(Approve).reply(({ total }) => total > 100 ? "Rejected" : "Approved", { delay: 20 })
+    .when(PlaceOrder).reply(({ sku }) => Promise.resolve({ orderId: `o-${sku}` }));
+  assertEquals(await stub.endpoint.request(Approve, { total: 500 }), "Rejected");
+  assertEquals(await stub.endpoint.request(Approve, { total: 5 }), "Approved");
+  assertEquals(await stub.endpoint.request(PlaceOrder, { sku: "x" }), { orderId: "o-x" });
+});
+
+Deno.test("testing - errors, no responders and silence reach the caller as over NATS", async () => {
+  await using stub = new CallbackStub({ timeout: 50 });
+  stub.when(CheckStock, ({ sku }) => sku === "404").fail(
+    new ReplyError(404, "unknown sku", { data: { sku: "404" } }),
+  )
+    .when(CheckStock, ({ sku }) => sku === "none").noResponders()
+    .when(CheckStock, ({ sku }) => sku === "slow").silence()
+    .when(CheckStock, ({ sku }) => sku === "throw").reply(() => {
+      throw new ReplyError(409, "busy");
+    });
+  const { endpoint } = stub;
+  const remote = await assertRejects(
+    () => endpoint.request(CheckStock, { sku: "404" }),
+    RemoteError,
+  );
+  assertEquals([remote.code, remote.description, remote.data], [404, "unknown sku", {
+    sku: "404",
+  }]);
+  await assertRejects(() => endpoint.request(CheckStock, { sku: "none" }), NoRespondersError);
+  await assertRejects(() => endpoint.request(CheckStock, { sku: "slow" }), TimeoutError);
+  const busy = await assertRejects(
+    () => endpoint.request(CheckStock, { sku: "throw" }),
+    RemoteError,
+  );
+  assertEquals(busy.code, 409);
+  assertStrictEquals(endpoint.pending, 0);
+});
+
+Deno.test("testing - an unmatched request rejects at once with a clear error and is recorded", async () => {
+  await using stub = new CallbackStub({ timeout: 20_000 });
+  stub.when(CheckStock, ({ sku }) => sku === "A-1").reply(5);
+  const error = await assertRejects(
+    () => stub.endpoint.request(CheckStock, { sku: "B-2" }),
+    RemoteError,
+    'no rule matches stock.check {"sku":"B-2"}',
+  );
+  assertEquals(error.code, 501);
+  await assertRejects(
+    () => stub.endpoint.request(Approve, { total: 1 }),
+    RemoteError,
+    "orders.approve",
+  );
+  assertEquals(stub.unmatched.map((r) => r.subject), ["stock.check", "orders.approve"]);
+  // The stub keeps answering what it knows.
+  assertEquals(await stub.endpoint.request(CheckStock, { sku: "A-1" }), 5);
+});
+
+Deno.test("testing - a rule reply that breaks the contract is an InvalidReplyError", async () => {
+  await using stub = new CallbackStub();
+  stub.when(CheckStock).reply(1.5)
+    .when(Approve).reply("Maybe" as "Approved");
+  assertInstanceOf(
+    await stub.endpoint.request(CheckStock, { sku: "x" }).catch((e) => e),
+    InvalidReplyError,
+  );
+  await assertRejects(() => stub.endpoint.request(Approve, { total: 1 }), InvalidReplyError);
+});
+
+Deno.test("testing - bad rules are a TypeError or RangeError", async () => {
+  await using stub = new CallbackStub();
+  const rule = stub.when(CheckStock);
+  rule.reply(1);
+  assertThrows(() => rule.reply(2), TypeError, "a rule answers one way");
+  assertThrows(() => stub.when(CheckStock).reply(1, { delay: -1 }), RangeError, "delay");
+  assertThrows(
+    () => stub.when(CheckStock).fail(new Error("x") as ReplyError),
+    TypeError,
+    "fail() takes a ReplyError",
+  );
+  // @ts-expect-error: not a contract
+  assertThrows(() => stub.when({}), TypeError, "defineRequest");
+  assertEquals(await stub.endpoint.request(CheckStock, { sku: "x" }), 1);
+});
+
+Deno.test("testing - disposing cancels delayed answers; pending callbacks reject", async () => {
+  const stub = new CallbackStub();
+  stub.when(CheckStock).reply(1, { delay: 60_000 });
+  const promise = stub.endpoint.request(CheckStock, { sku: "x" });
+  await stub[Symbol.asyncDispose]();
+  await assertRejects(() => promise, Error, "closed");
+});
