@@ -144,7 +144,15 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
   readonly #maxPending: number;
   readonly #sendOnly: boolean;
   readonly #inboxPrefix: string;
-  readonly #pending = new PendingTable(RECENT_LIMIT);
+  readonly #pending = new PendingTable((entry) => {
+    const { subject } = entry.contract;
+    const error = new TimeoutError(
+      `no reply to ${subject} within ${entry.timeout} ms: ` +
+        `check that a responder runs and is healthy, or raise the timeout`,
+    );
+    this.#finish(entry, "timeout", error);
+    entry.reject(error);
+  }, RECENT_LIMIT);
   readonly #registrations = new Set<Registration>();
   readonly #replyHandlers = new Map<Contract, Set<ReplyHandler<Contract>>>();
   #inbox: { subject: string; subscription: TransportSubscription } | undefined;
@@ -294,22 +302,15 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       id,
       contract,
       started,
+      deadline: started + timeout,
+      timeout,
       resolve: resolve as (value: unknown) => void,
       reject,
-      timer: undefined,
       detach: undefined,
+      prev: undefined,
+      next: undefined,
     };
     this.#pending.add(entry);
-    entry.timer = setTimeout(() => {
-      this.#settle(
-        id,
-        "timeout",
-        new TimeoutError(
-          `no reply to ${contract.subject} within ${timeout} ms: ` +
-            `check that a responder runs and is healthy, or raise the timeout`,
-        ),
-      );
-    }, timeout);
     if (signal) {
       const onAbort = () => this.#settle(id, "abort", signal.reason);
       signal.addEventListener("abort", onAbort, { once: true });
@@ -630,22 +631,31 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       });
       return;
     }
-    const controller = new AbortController();
     const budget = Number(message.header(TIMEOUT_HEADER));
+    const deadline = budget > 0 && Number.isFinite(budget) ? Date.now() + budget : undefined;
+    // The signal (and its deadline timer) is made only for handlers that read it.
+    let controller: AbortController | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    let deadline: number | undefined;
-    if (budget > 0 && Number.isFinite(budget)) {
-      deadline = Date.now() + budget;
-      timer = setTimeout(() => {
-        controller.abort(
-          new TimeoutError(`the caller of ${contract.subject} stopped waiting after ${budget} ms`),
-        );
-      }, budget);
-    }
-    inFlight.add(controller);
+    const signal = (): AbortSignal => {
+      if (controller) return controller.signal;
+      const made = controller = new AbortController();
+      inFlight.add(made);
+      if (deadline !== undefined) {
+        timer = setTimeout(() => {
+          made.abort(
+            new TimeoutError(
+              `the caller of ${contract.subject} stopped waiting after ${budget} ms`,
+            ),
+          );
+        }, Math.max(0, deadline - Date.now()));
+      }
+      return made.signal;
+    };
     try {
       const value = await handler(checked.value as HandledRequestOf<C>, {
-        signal: controller.signal,
+        get signal() {
+          return signal();
+        },
         deadline,
         subject: message.subject,
         header: (name) => message.header(name),
@@ -671,6 +681,11 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
         );
       }
     } catch (error) {
+      if (controller?.signal.aborted && error === controller.signal.reason) {
+        // The handler gave up because the caller stopped waiting (or we closed):
+        // nobody waits for an answer.
+        return;
+      }
       if (error instanceof ReplyError) {
         const body = error.data === undefined ? "" : JSON.stringify(error.data) ?? "";
         this.#respond(
@@ -685,7 +700,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       }
     } finally {
       if (timer !== undefined) clearTimeout(timer);
-      inFlight.delete(controller);
+      if (controller) inFlight.delete(controller);
     }
   }
 

@@ -107,3 +107,37 @@ Deno.test("interop - a closed connection rejects with DisconnectedError, nothing
   );
   assertStrictEquals(caller.pending, 0);
 });
+
+Deno.test("interop - a handler that gives up at the caller's deadline sends no reply", async () => {
+  await using fx = await natsFixture();
+  await using responder = new Endpoint(fx.responder);
+  const gaveUp = Promise.withResolvers<void>();
+  responder.handle(CheckStock, (_body, { signal }) =>
+    new Promise<number>((_resolve, reject) => {
+      signal.addEventListener("abort", () => {
+        reject(signal.reason);
+        gaveUp.resolve();
+      }, { once: true });
+    }));
+  responder.handle(Approve, () => "Approved");
+  await fx.ready();
+  const inbox = `_INBOX.${crypto.randomUUID().replaceAll("-", "")}`;
+  const received: string[] = [];
+  const second = Promise.withResolvers<void>();
+  fx.callerNc.subscribe(inbox, {
+    callback: (_err, msg) => {
+      received.push(msg.headers?.get(KIND_HEADER) ?? msg.headers?.get(ERROR_CODE_HEADER) ?? "?");
+      second.resolve();
+    },
+  });
+  const h = natsHeaders();
+  h.set(TIMEOUT_HEADER, "50");
+  fx.callerNc.publish("stock.check", json({ sku: "x" }), { reply: inbox, headers: h });
+  await gaveUp.promise;
+  // Replies from one responder connection arrive in order: had the first request been
+  // answered, its reply would come before this one.
+  fx.callerNc.publish("orders.approve", json({ orderId: "o" }), { reply: inbox });
+  await second.promise;
+  await fx.callerNc.flush();
+  assertEquals(received, ["enum"]);
+});
