@@ -8,6 +8,7 @@
 import type { Contract, HandledRequestOf, HandlerReplyOf, ReplyOf, RequestOf } from "./contract.ts";
 import {
   ClosedError,
+  DisconnectedError,
   InvalidReplyError,
   InvalidRequestError,
   type Issue,
@@ -253,6 +254,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     let data: Uint8Array;
     let timeout: number;
     let inbox: string;
+    let headers: Record<string, string>;
     try {
       checkContract(contract, "request");
       timeout = options.timeout === undefined
@@ -283,11 +285,13 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
         );
       }
       data = encodeText(JSON.stringify(body) ?? "null");
+      headers = { ...options.headers, [TIMEOUT_HEADER]: String(Math.ceil(timeout)) };
       const maxPayload = this.#transport.maxPayload;
-      if (data.length > maxPayload) {
+      const size = data.length + headerBytes(headers);
+      if (size > maxPayload) {
         throw new InvalidRequestError(
-          `${contract.subject} request body is ${data.length} bytes, over the server's max_payload ` +
-            `of ${maxPayload} bytes: send less, or raise max_payload in the server config; nothing was sent`,
+          `${contract.subject} request is ${size} bytes with its headers, over the server's ` +
+            `max_payload of ${maxPayload} bytes: send less, or raise max_payload in the server config; nothing was sent`,
         );
       }
       inbox = this.#openInbox();
@@ -317,13 +321,16 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       entry.detach = () => signal.removeEventListener("abort", onAbort);
     }
     try {
-      this.#transport.publish(contract.subject, data, {
-        reply: `${inbox}.${id}`,
-        headers: { ...options.headers, [TIMEOUT_HEADER]: String(Math.ceil(timeout)) },
-      });
+      this.#transport.publish(contract.subject, data, { reply: `${inbox}.${id}`, headers });
     } catch (error) {
-      this.#settle(id, "disconnected", error);
-      return promise;
+      // Never published: no request or settle event, nothing left behind.
+      this.#pending.take(id);
+      return Promise.reject(
+        error instanceof DisconnectedError ? error : new InvalidRequestError(
+          `${contract.subject} could not be sent (${(error as Error)?.message}); nothing was sent`,
+          { cause: error },
+        ),
+      );
     }
     this.dispatchEvent(new RequestEvent(contract.subject, { id, timeout }));
     return promise;
@@ -370,20 +377,22 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       throw new ClosedError("endpoint is closed: create a new endpoint to handle requests");
     }
     const queue = options.queue === undefined ? "callbacks" : options.queue;
-    const inFlight = new Set<AbortController>();
+    const state: ResponderState = { stopped: false, inFlight: new Set() };
     const subscription = this.#transport.subscribe(
       contract.subject,
-      (message) => void this.#answer(contract, handler, message, inFlight),
+      (message) =>
+        this.#answer(contract, handler, message, state).catch((error) =>
+          this.dispatchEvent(new EndpointErrorEvent(contract.subject, { error }))
+        ),
       {
         ...(queue === false ? {} : { queue }),
         onError: (error) => this.dispatchEvent(new EndpointErrorEvent(contract.subject, { error })),
       },
     );
     const registration = this.#register(() => {
+      state.stopped = true;
       subscription.unsubscribe();
-      for (const controller of inFlight) {
-        controller.abort(new ClosedError(`the ${contract.subject} handler was stopped`));
-      }
+      for (const controller of state.inFlight) controller.abort(stopped(contract));
     });
     return registration;
   }
@@ -552,7 +561,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     if (this.#inbox?.subject !== subject) return;
     this.#inbox.subscription.unsubscribe();
     this.#inbox = undefined;
-    const error = new Error(
+    const error = new DisconnectedError(
       `the reply inbox subscription ${subject}.* failed (${cause.message}): if your NATS user may ` +
         `subscribe only to its own inbox subjects, set the endpoint's inboxPrefix option to one of them`,
       { cause },
@@ -620,15 +629,18 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     contract: C,
     handler: Handler<C>,
     message: TransportMessage,
-    inFlight: Set<AbortController>,
+    state: ResponderState,
   ): Promise<void> {
     const reply = message.reply;
     const parsed = parseJson(decodeText(message.data));
     const checked = parsed.ok ? checkSchema(contract.request, parsed.value) : parsed;
     if (!checked.ok) {
-      this.#respond(contract, reply, new Uint8Array(), {
-        ...errorHeaders(400, `invalid request: ${summarize(checked.issues)}`),
-      });
+      this.#respond(
+        contract,
+        reply,
+        EMPTY,
+        errorHeaders(400, `invalid request: ${summarize(checked.issues)}`),
+      );
       return;
     }
     const budget = Number(message.header(TIMEOUT_HEADER));
@@ -639,18 +651,26 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     const signal = (): AbortSignal => {
       if (controller) return controller.signal;
       const made = controller = new AbortController();
-      inFlight.add(made);
+      if (state.stopped) {
+        made.abort(stopped(contract));
+        return made.signal;
+      }
+      state.inFlight.add(made);
       if (deadline !== undefined) {
-        timer = setTimeout(() => {
+        const expire = () =>
           made.abort(
             new TimeoutError(
               `the caller of ${contract.subject} stopped waiting after ${budget} ms`,
             ),
           );
-        }, Math.max(0, deadline - Date.now()));
+        const left = deadline - Date.now();
+        if (left <= 0) expire();
+        else if (left <= MAX_TIMER) timer = setTimeout(expire, left);
       }
       return made.signal;
     };
+    let body: Uint8Array = EMPTY;
+    let headers: Record<string, string>;
     try {
       const value = await handler(checked.value as HandledRequestOf<C>, {
         get signal() {
@@ -662,13 +682,13 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       });
       const valid = checkResponse(contract.response, value);
       if (valid.ok) {
-        this.#respond(contract, reply, encodeText(encodeResponse(contract.response, value)), {
-          [KIND_HEADER]: contract.response.kind,
-        });
+        body = encodeText(encodeResponse(contract.response, value));
+        headers = { [KIND_HEADER]: contract.response.kind };
       } else {
-        this.#respond(contract, reply, new Uint8Array(), {
-          ...errorHeaders(500, "internal error: the handler's reply does not match the contract"),
-        });
+        headers = errorHeaders(
+          500,
+          "internal error: the handler's reply does not match the contract",
+        );
         this.dispatchEvent(
           new EndpointErrorEvent(contract.subject, {
             error: new InvalidReplyError(
@@ -682,26 +702,29 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       }
     } catch (error) {
       if (controller?.signal.aborted && error === controller.signal.reason) {
-        // The handler gave up because the caller stopped waiting (or we closed):
-        // nobody waits for an answer.
-        return;
-      }
-      if (error instanceof ReplyError) {
-        const body = error.data === undefined ? "" : JSON.stringify(error.data) ?? "";
-        this.#respond(
-          contract,
-          reply,
-          encodeText(body),
-          errorHeaders(error.code, error.description),
+        // The handler gave up because its signal aborted. At the caller's deadline
+        // nobody waits for an answer; when the responder stopped, say so at once.
+        if (!(error instanceof ClosedError)) return;
+        headers = errorHeaders(
+          503,
+          "the responder stopped before answering: send the request again",
         );
+      } else if (error instanceof ReplyError) {
+        headers = errorHeaders(error.code, error.description);
+        try {
+          if (error.data !== undefined) body = encodeText(JSON.stringify(error.data) ?? "");
+        } catch (cause) {
+          this.dispatchEvent(new EndpointErrorEvent(contract.subject, { error: cause }));
+        }
       } else {
-        this.#respond(contract, reply, new Uint8Array(), errorHeaders(500, "internal error"));
+        headers = errorHeaders(500, "internal error");
         this.dispatchEvent(new EndpointErrorEvent(contract.subject, { error }));
       }
     } finally {
       if (timer !== undefined) clearTimeout(timer);
-      if (controller) inFlight.delete(controller);
+      if (controller) state.inFlight.delete(controller);
     }
+    this.#respond(contract, reply, body, headers);
   }
 
   #respond(
@@ -710,13 +733,42 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     data: Uint8Array,
     headers: Record<string, string>,
   ): void {
-    if (reply === "" || this.#closed) return;
+    if (reply === "") return;
     try {
       this.#transport.publish(reply, data, { headers });
     } catch (error) {
       this.dispatchEvent(new EndpointErrorEvent(contract.subject, { error }));
+      if (data.length === 0) return;
+      try {
+        // The caller should not wait for its timeout because the reply could not be sent.
+        this.#transport.publish(reply, EMPTY, {
+          headers: errorHeaders(500, "internal error: the reply could not be sent"),
+        });
+      } catch {
+        // The connection is gone; the caller times out.
+      }
     }
   }
+}
+
+/** What a responder registration shares with its in-flight handlers. */
+interface ResponderState {
+  stopped: boolean;
+  readonly inFlight: Set<AbortController>;
+}
+
+const EMPTY = new Uint8Array();
+const MAX_TIMER = 2_147_483_647;
+
+function stopped(contract: Contract): ClosedError {
+  return new ClosedError(`the ${contract.subject} handler was stopped`);
+}
+
+function headerBytes(headers: Readonly<Record<string, string>>): number {
+  // NATS/1.0\r\n, then "name: value\r\n" each, then \r\n.
+  let bytes = 12;
+  for (const name in headers) bytes += name.length + headers[name]!.length + 4;
+  return bytes;
 }
 
 type ReplyResult =

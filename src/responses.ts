@@ -232,9 +232,13 @@ export function decodeResponse<R extends ResponseKind>(
         ? checkResponse(response, Number(trimmed))
         : fail(`expected an integer as decimal text, got ${describe(text)}`);
     case "enum": {
+      // The member's JSON value; else bare text equal to a string member.
       const parsed = parseJson(trimmed);
-      if (parsed.ok) return checkResponse(response, parsed.value);
-      return checkResponse(response, text);
+      if (parsed.ok) {
+        const member = checkResponse(response, parsed.value);
+        if (member.ok || typeof parsed.value === "string") return member;
+      }
+      return checkResponse(response, trimmed);
     }
     case "object": {
       const parsed = parseJson(trimmed);

@@ -57,9 +57,19 @@ export type Checked<T> =
   | { readonly ok: true; readonly value: T }
   | { readonly ok: false; readonly issues: readonly Issue[] };
 
-/** Validates synchronously; an async schema is reported as an issue, not awaited. */
+/**
+ * Validates synchronously; an async schema, or one that throws, is reported
+ * as an issue.
+ */
 export function checkSchema(schema: Schema, value: unknown): Checked<unknown> {
-  const result = schema["~standard"].validate(value);
+  let result: SchemaResult<unknown> | Promise<SchemaResult<unknown>>;
+  try {
+    result = schema["~standard"].validate(value);
+  } catch (error) {
+    // A schema whose check or transform throws rejects the value; it never escapes.
+    const why = error instanceof Error ? error.message : String(error);
+    return { ok: false, issues: [{ message: `the schema threw: ${why}` }] };
+  }
   if (result instanceof Promise) {
     result.catch(() => {});
     return {

@@ -5,6 +5,7 @@ import {
   Endpoint,
   ERROR_CODE_HEADER,
   ERROR_HEADER,
+  InvalidRequestError,
   KIND_HEADER,
   natsTransport,
   RemoteError,
@@ -140,4 +141,43 @@ Deno.test("interop - a handler that gives up at the caller's deadline sends no r
   await second.promise;
   await fx.callerNc.flush();
   assertEquals(received, ["enum"]);
+});
+
+Deno.test("interop - max_payload counts headers; an oversized reply answers 500 at once", async () => {
+  await using fx = await natsFixture({ config: "max_payload: 1024" });
+  await using responder = new Endpoint(fx.responder);
+  await using caller = new Endpoint(fx.caller, { timeout: 20_000 });
+  responder.handle(PlaceOrder, ({ sku }) => ({ orderId: sku.repeat(100), eta: 1 }));
+  await fx.ready();
+  // 1014 bytes of body fit max_payload alone, not with the request's headers.
+  const sku = "x".repeat(1014 - JSON.stringify({ sku: "", qty: 1 }).length);
+  await assertRejects(
+    () => caller.request(PlaceOrder, { sku, qty: 1 }),
+    InvalidRequestError,
+    "max_payload of 1024 bytes",
+  );
+  const error = await assertRejects(
+    () => caller.request(PlaceOrder, { sku: "0123456789abcdef", qty: 1 }),
+    RemoteError,
+    "could not be sent",
+  );
+  assertEquals(error.code, 500);
+  assertStrictEquals(caller.pending, 0);
+});
+
+Deno.test("interop - a budget beyond what a timer holds means no early abort", async () => {
+  await using fx = await natsFixture();
+  await using responder = new Endpoint(fx.responder);
+  responder.handle(CheckStock, async (_body, { signal, deadline }) => {
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    return signal.aborted || deadline === undefined ? -1 : 1;
+  });
+  await fx.ready();
+  const h = natsHeaders();
+  h.set(TIMEOUT_HEADER, "99999999999");
+  const reply = await fx.callerNc.request("stock.check", json({ sku: "x" }), {
+    timeout: 5_000,
+    headers: h,
+  });
+  assertEquals(text(reply.data), "1");
 });

@@ -50,3 +50,10 @@ Deno.test("responses - object is JSON checked by the schema; prototypes stay cle
     assertEquals(value(decodeResponse(kind, text)), "invalid", text);
   }
 });
+
+Deno.test("responses - bare enum text is trimmed; string members that look like numbers match", () => {
+  assertEquals(value(decodeResponse(enumOf(["Approved"]), "Approved\n")), "Approved");
+  assertEquals(value(decodeResponse(enumOf(["1", "2"]), "1")), "1");
+  assertEquals(value(decodeResponse(enumOf(["1", "2"]), '"2"')), "2");
+  assertEquals(value(decodeResponse(enumOf([1, 2]), '"1"')), "invalid");
+});

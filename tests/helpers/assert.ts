@@ -91,8 +91,15 @@ export async function assertRejects<E extends Error = Error>(
   ErrorClass?: ErrorClass<E>,
   msgIncludes?: string,
 ): Promise<E> {
+  let promise: PromiseLike<unknown>;
   try {
-    await fn();
+    promise = fn();
+  } catch {
+    // As std does: a function that throws is not one that rejects.
+    nodeAssert.fail("Function throws when expected to reject");
+  }
+  try {
+    await promise;
   } catch (error) {
     return check(error, ErrorClass, msgIncludes);
   }
