@@ -58,7 +58,13 @@ export {
   ReplyError,
   TimeoutError,
 } from "./src/errors.ts";
-export { EndpointErrorEvent, LateReplyEvent, RequestEvent, SettleEvent } from "./src/events.ts";
+export {
+  ConnectionEvent,
+  EndpointErrorEvent,
+  LateReplyEvent,
+  RequestEvent,
+  SettleEvent,
+} from "./src/events.ts";
 export { memoryTransport } from "./src/transports/memory.ts";
 export { natsTransport } from "./src/transports/nats.ts";
 export { ERROR_CODE_HEADER, ERROR_HEADER, KIND_HEADER, TIMEOUT_HEADER } from "./src/wire.ts";
@@ -96,7 +102,7 @@ export type {
   ValidationErrorOptions,
 } from "./src/errors.ts";
 export type { EndpointEventMap, Outcome } from "./src/events.ts";
-export type { MemoryTransportOptions } from "./src/transports/memory.ts";
+export type { MemoryTransport, MemoryTransportOptions } from "./src/transports/memory.ts";
 export type {
   NatsConnectionLike,
   NatsHeadersLike,
@@ -107,6 +113,7 @@ export type {
   SubscribeOptions,
   Transport,
   TransportMessage,
+  TransportStatus,
   TransportSubscription,
 } from "./src/transport.ts";
 export type { InferInput, InferOutput, Schema, SchemaResult } from "./src/schema.ts";

@@ -19,6 +19,7 @@ import {
   TimeoutError,
 } from "./errors.ts";
 import {
+  ConnectionEvent,
   EndpointErrorEvent,
   type EndpointEventMap,
   LateReplyEvent,
@@ -26,7 +27,7 @@ import {
   RequestEvent,
   SettleEvent,
 } from "./events.ts";
-import { type PendingEntry, PendingTable } from "./pending.ts";
+import { type Outgoing, type PendingEntry, PendingTable } from "./pending.ts";
 import {
   checkResponse,
   decodeResponse,
@@ -35,7 +36,12 @@ import {
   parseJson,
 } from "./responses.ts";
 import { type Checked, checkSchema } from "./schema.ts";
-import type { Transport, TransportMessage, TransportSubscription } from "./transport.ts";
+import type {
+  Transport,
+  TransportMessage,
+  TransportStatus,
+  TransportSubscription,
+} from "./transport.ts";
 import {
   decodeText,
   encodeText,
@@ -110,6 +116,10 @@ export type EndpointEventListener<K extends keyof EndpointEventMap> =
   | { handleEvent(event: EndpointEventMap[K]): void };
 
 const DEFAULT_TIMEOUT = 30_000;
+/** How long after a reconnect a 503 may mean "responders not back yet". */
+const RETRY_WINDOW = 5_000;
+const RETRY_BASE = 50;
+const MAX_RETRIES = 6;
 const DEFAULT_MAX_PENDING = 10_000;
 const RECENT_LIMIT = 10_000;
 
@@ -147,13 +157,36 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
   readonly #inboxPrefix: string;
   readonly #pending = new PendingTable((entry) => {
     const { subject } = entry.contract;
-    const error = new TimeoutError(
-      `no reply to ${subject} within ${entry.timeout} ms: ` +
-        `check that a responder runs and is healthy, or raise the timeout`,
-    );
-    this.#finish(entry, "timeout", error);
+    const [outcome, error]: [Outcome, Error] = entry.state === "held"
+      ? [
+        "disconnected",
+        new DisconnectedError(
+          `the connection to NATS was down for the whole ${entry.timeout} ms ${subject} could wait: ` +
+            `nothing was sent; send again once it is back`,
+        ),
+      ]
+      : entry.state === "disrupted"
+      ? [
+        "disconnected",
+        new DisconnectedError(
+          `the connection to NATS dropped while ${subject} was in flight and no reply came within ` +
+            `${entry.timeout} ms: it may or may not have been processed`,
+        ),
+      ]
+      : [
+        "timeout",
+        new TimeoutError(
+          `no reply to ${subject} within ${entry.timeout} ms: ` +
+            `check that a responder runs and is healthy, or raise the timeout`,
+        ),
+      ];
+    this.#finish(entry, outcome, error);
     entry.reject(error);
   }, RECENT_LIMIT);
+  #held: PendingEntry[] = [];
+  #down: boolean;
+  #reconnectedAt = -Infinity;
+  readonly #unwatch: (() => void) | undefined;
   readonly #registrations = new Set<Registration>();
   readonly #replyHandlers = new Map<Contract, Set<ReplyHandler<Contract>>>();
   #inbox: { subject: string; subscription: TransportSubscription } | undefined;
@@ -194,6 +227,8 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       );
     }
     this.#inboxPrefix = prefix;
+    this.#down = transport.connected === false;
+    this.#unwatch = transport.watch?.((status) => this.#onStatus(status));
   }
 
   /** How many callbacks are waiting for a reply. */
@@ -313,6 +348,10 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       detach: undefined,
       prev: undefined,
       next: undefined,
+      state: "sent",
+      sent: undefined,
+      attempts: 0,
+      retry: undefined,
     };
     this.#pending.add(entry);
     if (signal) {
@@ -320,8 +359,24 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       signal.addEventListener("abort", onAbort, { once: true });
       entry.detach = () => signal.removeEventListener("abort", onAbort);
     }
+    const outgoing: Outgoing = {
+      subject: contract.subject,
+      reply: `${inbox}.${id}`,
+      data,
+      headers,
+    };
+    if (this.#down) {
+      // A NATS client drops what is published while disconnected: hold it until the
+      // connection is back, within its deadline.
+      entry.state = "held";
+      entry.sent = outgoing;
+      this.#held.push(entry);
+      return promise;
+    }
+    // Keep what was sent only while a no-responders retry may be needed.
+    if (performance.now() - this.#reconnectedAt < RETRY_WINDOW) entry.sent = outgoing;
     try {
-      this.#transport.publish(contract.subject, data, { reply: `${inbox}.${id}`, headers });
+      this.#transport.publish(outgoing.subject, data, { reply: outgoing.reply, headers });
     } catch (error) {
       // Never published: no request or settle event, nothing left behind.
       this.#pending.take(id);
@@ -469,6 +524,8 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
+    this.#unwatch?.();
+    this.#held = [];
     for (const registration of [...this.#registrations]) registration.stop();
     this.#inbox?.subscription.unsubscribe();
     this.#inbox = undefined;
@@ -570,6 +627,11 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
   }
 
   #onReply(id: string, message: TransportMessage): void {
+    const waiting = this.#pending.get(id);
+    if (
+      waiting?.sent !== undefined && message.status === 503 && message.data.length === 0 &&
+      this.#retry(waiting)
+    ) return;
     const entry = this.#pending.take(id);
     if (entry === undefined) {
       this.#late(id, message);
@@ -585,6 +647,70 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       this.#finish(entry, result.outcome, result.error);
       entry.reject(result.error);
     }
+  }
+
+  #onStatus(status: TransportStatus): void {
+    if (this.#closed) return;
+    if (status === "disconnect") {
+      this.#down = true;
+      for (const entry of this.#pending.values()) {
+        if (entry.state === "sent") entry.state = "disrupted";
+      }
+    } else if (status === "reconnect") {
+      this.#down = false;
+      this.#reconnectedAt = performance.now();
+      const held = this.#held;
+      this.#held = [];
+      for (const entry of held) {
+        if (this.#pending.get(entry.id) !== entry) continue; // settled while held
+        entry.state = "sent";
+        this.#resend(entry);
+      }
+    } else {
+      this.#down = true;
+      this.#held = [];
+      const error = new DisconnectedError(
+        "the NATS connection closed while the request waited: no reply can arrive; " +
+          "open a new connection and endpoint, and send again",
+      );
+      for (const id of this.#pending.ids()) this.#settle(id, "disconnected", error);
+    }
+    this.dispatchEvent(new ConnectionEvent(status));
+  }
+
+  /**
+   * After a reconnect, a 503 may only mean the responders' connections are not
+   * back yet; it proves nobody received the request, so sending it again is
+   * safe. Retries are bounded, jittered, and inside the deadline.
+   */
+  #retry(entry: PendingEntry): boolean {
+    const now = performance.now();
+    if (entry.attempts >= MAX_RETRIES || now - this.#reconnectedAt > RETRY_WINDOW) return false;
+    const backoff = (RETRY_BASE << entry.attempts) * (0.5 + Math.random());
+    if (now + backoff >= entry.deadline) return false;
+    entry.attempts++;
+    entry.retry = setTimeout(() => {
+      entry.retry = undefined;
+      if (this.#pending.get(entry.id) === entry && !this.#down) this.#resend(entry);
+    }, backoff);
+    return true;
+  }
+
+  /** Publishes a held or retried request with what is left of its time budget. */
+  #resend(entry: PendingEntry): void {
+    const { subject, reply, data, headers } = entry.sent!;
+    const left = Math.max(1, Math.ceil(entry.deadline - performance.now()));
+    try {
+      this.#transport.publish(subject, data, {
+        reply,
+        headers: { ...headers, [TIMEOUT_HEADER]: String(left) },
+      });
+    } catch (error) {
+      this.#settle(entry.id, "disconnected", error);
+      return;
+    }
+    if (performance.now() - this.#reconnectedAt >= RETRY_WINDOW) entry.sent = undefined;
+    this.dispatchEvent(new RequestEvent(subject, { id: entry.id, timeout: left }));
   }
 
   #late(id: string, message: TransportMessage): void {

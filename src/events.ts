@@ -133,6 +133,29 @@ export class EndpointErrorEvent extends Event {
   }
 }
 
+/**
+ * Dispatched as `connection` when the transport's connection goes down
+ * (`disconnect`: requests made now are held, in-flight ones may be lost),
+ * comes back (`reconnect`: held requests are sent), or closes for good
+ * (`close`: everything pending rejects with `DisconnectedError`).
+ *
+ * @example Showing the connection state
+ * ```ts
+ * import { Endpoint, memoryTransport } from "@seed/callbacks";
+ * await using endpoint = new Endpoint(memoryTransport());
+ * endpoint.addEventListener("connection", (event) => console.log("NATS:", event.status));
+ * ```
+ */
+export class ConnectionEvent extends Event {
+  /** What happened to the connection. */
+  readonly status: "disconnect" | "reconnect" | "close";
+  /** Makes a ConnectionEvent. */
+  constructor(status: "disconnect" | "reconnect" | "close") {
+    super("connection");
+    this.status = status;
+  }
+}
+
 /** Event names and their event types, for typed listeners. */
 export interface EndpointEventMap {
   /** A request was published. */
@@ -143,4 +166,6 @@ export interface EndpointEventMap {
   "late-reply": LateReplyEvent;
   /** A handler or reply failed outside a caller's promise. */
   error: EndpointErrorEvent;
+  /** The connection went down, came back, or closed. */
+  connection: ConnectionEvent;
 }

@@ -33,10 +33,37 @@ export interface PendingEntry {
   readonly reject: (reason: unknown) => void;
   /** Removes the abort listener, if any. */
   detach: (() => void) | undefined;
+  /** Where it stands with the connection. */
+  state: EntryState;
+  /** What to publish, kept while held or while a retry may be needed. */
+  sent: Outgoing | undefined;
+  /** How many times it was sent again after a no-responders status. */
+  attempts: number;
+  /** The timer of a pending retry. */
+  retry: ReturnType<typeof setTimeout> | undefined;
   /** Neighbours in its timeout list. */
   prev: PendingEntry | undefined;
   /** Neighbours in its timeout list. */
   next: PendingEntry | undefined;
+}
+
+/**
+ * Where a callback stands with the connection: `sent` (published, waiting),
+ * `held` (made while the connection was down, not published yet) or
+ * `disrupted` (published, then the connection dropped before the reply).
+ */
+export type EntryState = "sent" | "held" | "disrupted";
+
+/** A request as published. */
+export interface Outgoing {
+  /** The contract's subject. */
+  readonly subject: string;
+  /** The reply subject. */
+  readonly reply: string;
+  /** The body. */
+  readonly data: Uint8Array;
+  /** The headers. */
+  readonly headers: Record<string, string>;
 }
 
 interface Lane {
@@ -107,6 +134,16 @@ export class PendingTable {
     return [...this.#entries.keys()];
   }
 
+  /** A waiting callback, left in place. */
+  get(id: string): PendingEntry | undefined {
+    return this.#entries.get(id);
+  }
+
+  /** Every waiting callback. */
+  values(): IterableIterator<PendingEntry> {
+    return this.#entries.values();
+  }
+
   #remove(entry: PendingEntry): void {
     this.#entries.delete(entry.id);
     const lane = this.#lanes.get(entry.timeout)!;
@@ -117,6 +154,8 @@ export class PendingTable {
     entry.prev = entry.next = undefined;
     if (lane.head === undefined && this.#lanes.size > 8) this.#lanes.delete(entry.timeout);
     entry.detach?.();
+    if (entry.retry !== undefined) clearTimeout(entry.retry);
+    entry.sent = undefined;
     this.#recent.set(entry.id, entry.contract);
     if (this.#recent.size >= this.#recentLimit) {
       this.#older = this.#recent;

@@ -76,4 +76,19 @@ export interface Transport {
   ): TransportSubscription;
   /** The largest body the bus accepts, in bytes; `Infinity` when unknown. */
   readonly maxPayload: number;
+  /**
+   * Whether a message published now reaches the bus; `false` while the
+   * connection is down (a NATS client drops what is published then).
+   * Absent: always.
+   */
+  readonly connected?: boolean;
+  /**
+   * Calls `listener` when the connection goes down, comes back, or closes for
+   * good; returns a function that stops the calls. Absent: the connection
+   * never changes.
+   */
+  watch?(listener: (status: TransportStatus) => void): () => void;
 }
+
+/** A change of a transport's connection. */
+export type TransportStatus = "disconnect" | "reconnect" | "close";

@@ -9,8 +9,21 @@ import type {
   SubscribeOptions,
   Transport,
   TransportMessage,
+  TransportStatus,
   TransportSubscription,
 } from "../transport.ts";
+
+/** The in-memory transport, with switches to simulate a connection going down for tests. */
+export interface MemoryTransport extends Transport {
+  /** Whether the bus is up. */
+  readonly connected: boolean;
+  /** Watches the simulated connection. */
+  watch(listener: (status: TransportStatus) => void): () => void;
+  /** Simulates the connection going down: until `reconnect()`, what is published is lost, as with NATS. */
+  disconnect(): void;
+  /** Simulates the connection coming back. */
+  reconnect(): void;
+}
 
 /** Options of {@linkcode memoryTransport}. */
 export interface MemoryTransportOptions {
@@ -53,8 +66,14 @@ const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
  * assert(await client.request(Double, 21) === 42);
  * ```
  */
-export function memoryTransport(options: MemoryTransportOptions = {}): Transport {
+export function memoryTransport(options: MemoryTransportOptions = {}): MemoryTransport {
   const maxPayload = options.maxPayload ?? 1024 * 1024;
+  const listeners = new Set<(status: TransportStatus) => void>();
+  let connected = true;
+  const notify = (status: TransportStatus) => {
+    connected = status === "reconnect";
+    for (const listener of [...listeners]) listener(status);
+  };
   const exact = new Map<string, Subscriber[]>();
   const wildcard: Subscriber[] = [];
 
@@ -78,7 +97,7 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
     }
     for (const subscriber of targets) {
       queueMicrotask(() => {
-        if (subscriber.active) subscriber.onMessage(message);
+        if (subscriber.active && connected) subscriber.onMessage(message);
       });
     }
     return targets.length > 0;
@@ -86,7 +105,21 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
 
   return {
     maxPayload,
+    get connected(): boolean {
+      return connected;
+    },
+    watch(listener: (status: TransportStatus) => void): () => void {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    disconnect(): void {
+      if (connected) notify("disconnect");
+    },
+    reconnect(): void {
+      if (!connected) notify("reconnect");
+    },
     publish(subject: string, data: Uint8Array, options: PublishOptions = {}): void {
+      if (!connected) return; // lost, as a NATS client loses what is published while down
       if (data.length > maxPayload) {
         throw new RangeError(
           `message of ${data.length} bytes exceeds the transport's max_payload of ${maxPayload} bytes`,

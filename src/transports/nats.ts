@@ -11,6 +11,7 @@ import type {
   SubscribeOptions,
   Transport,
   TransportMessage,
+  TransportStatus,
   TransportSubscription,
 } from "../transport.ts";
 
@@ -57,6 +58,10 @@ export interface NatsConnectionLike {
   ): { unsubscribe(): void };
   /** The server's INFO, with `max_payload`. */
   readonly info?: { readonly max_payload: number } | undefined;
+  /** Connection status changes (`disconnect`, `reconnect`, …). */
+  status?(): AsyncIterable<{ readonly type: string }>;
+  /** Resolves when the connection is closed for good. */
+  closed?(): Promise<void | Error>;
 }
 
 /**
@@ -84,9 +89,39 @@ export function natsTransport(nc: NatsConnectionLike): Transport {
   ) {
     throw new TypeError("natsTransport takes a NATS connection, e.g. from nats.ws connect()");
   }
+  const listeners = new Set<(status: TransportStatus) => void>();
+  let connected = true;
+  const notify = (status: TransportStatus) => {
+    connected = status === "reconnect";
+    for (const listener of [...listeners]) listener(status);
+  };
+  let watching = false;
+  const startWatching = () => {
+    // One status loop per transport, started by the first watcher; it ends when the
+    // connection closes.
+    if (watching) return;
+    watching = true;
+    if (typeof nc.status === "function") {
+      (async () => {
+        for await (const { type } of nc.status!()) {
+          if (type === "disconnect" && connected) notify("disconnect");
+          else if (type === "reconnect") notify("reconnect");
+        }
+      })().catch(() => {});
+    }
+    nc.closed?.().then(() => notify("close"), () => notify("close"));
+  };
   return {
     get maxPayload(): number {
       return nc.info?.max_payload ?? Infinity;
+    },
+    get connected(): boolean {
+      return connected;
+    },
+    watch(listener: (status: TransportStatus) => void): () => void {
+      listeners.add(listener);
+      startWatching();
+      return () => listeners.delete(listener);
     },
     publish(subject: string, data: Uint8Array, options: PublishOptions = {}): void {
       const publishOptions: { reply?: string; headers?: NatsHeadersLike } = {};

@@ -29,6 +29,10 @@ export function spy(inner: Transport): Spied {
     get maxPayload() {
       return inner.maxPayload;
     },
+    get connected() {
+      return inner.connected !== false;
+    },
+    watch: (listener) => inner.watch?.(listener) ?? (() => {}),
     publish(subject, data, options = {}) {
       published.push({ subject, ...options });
       inner.publish(subject, data, options);
