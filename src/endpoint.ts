@@ -914,7 +914,7 @@ function readReply(contract: Contract, message: TransportMessage): ReplyResult {
       outcome: "remote-error",
       error: new RemoteError(
         `${subject} failed remotely: ${code} ${description}`.trimEnd(),
-        { code: Number(code), description, data },
+        { code: Number.isInteger(Number(code)) ? Number(code) : 500, description, data },
       ),
     };
   }
