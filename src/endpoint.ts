@@ -336,7 +336,13 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
 
     const id = crypto.randomUUID();
     const { signal } = options;
-    const { promise, resolve, reject } = Promise.withResolvers<ReplyOf<C>>();
+    // Not Promise.withResolvers: Node 20 lacks it.
+    let resolve!: (value: ReplyOf<C>) => void;
+    let reject!: (reason: unknown) => void;
+    const promise = new Promise<ReplyOf<C>>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
     const entry: PendingEntry = {
       id,
       contract,

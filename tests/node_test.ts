@@ -1,0 +1,291 @@
+/**
+ * Node.js
+ * =======
+ *
+ * The library is TypeScript with web-standard APIs only, so it runs on Node 20+ as ES modules.
+ * It is not on npm; build it from a checkout with esbuild, leaving the two dependencies to npm:
+ *
+ * ```sh
+ * npm install nats.ws valibot
+ * npx esbuild path/to/callbacks/mod.ts --bundle --format=esm --platform=node --target=node20 \
+ *   --external:nats.ws --external:valibot --outfile=vendor/callbacks.mjs
+ * ```
+ *
+ * ```js
+ * // app.mjs
+ * import * as v from "valibot";
+ * import { connect } from "nats.ws";
+ * import { defineRequest, Endpoint, int, natsTransport } from "./vendor/callbacks.mjs";
+ *
+ * const nc = await connect({ servers: "ws://127.0.0.1:8080" }); // NATS with websocket enabled
+ * const endpoint = new Endpoint(natsTransport(nc), { timeout: 10_000 });
+ * ```
+ *
+ * - Node 22+ runs it as is. Node 20 (20.10+) needs a global `WebSocket` for nats.ws:
+ *   `node --experimental-websocket app.mjs`.
+ * - Without `--external:…`, the bundle includes nats.ws and valibot (one self-contained file;
+ *   then import `connect` and valibot from that same bundle, or the app gets a second copy).
+ * - An app that has its own bundler (esbuild, Vite, webpack, Rollup) can import `mod.ts` directly.
+ * - Node 20 has no `await using`: call `await endpoint.close()` in a `finally`.
+ *
+ * This test does both: one self-contained bundle (mod.ts + nats.ws + valibot), and the library
+ * alone with nats.ws and valibot imported from node_modules, each run by `node` against
+ * nats-server with a responder and a caller endpoint.
+ *
+ * @module
+ */
+
+import * as esbuild from "esbuild";
+import { assert, assertEquals } from "@std/assert";
+import { startNatsServer } from "./helpers/nats_server.ts";
+
+const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
+const NODE_TIMEOUT_MS = 30_000;
+
+/** The Node script: contracts, a responder and a caller, one line of JSON results. */
+function nodeScript(imports: string): string {
+  return `${imports}
+
+const servers = process.argv[2];
+const CheckStock = defineRequest({
+  subject: "node.stock.check",
+  request: v.object({ sku: v.string() }),
+  response: int(),
+});
+const Approve = defineRequest({
+  subject: "node.orders.approve",
+  request: v.object({ orderId: v.string() }),
+  response: enumOf(["Approved", "Rejected"]),
+});
+const PlaceOrder = defineRequest({
+  subject: "node.orders.place",
+  request: v.object({ sku: v.string(), qty: v.pipe(v.number(), v.integer(), v.minValue(1)) }),
+  response: object(v.object({ orderId: v.string(), eta: v.number() })),
+});
+const Nobody = defineRequest({ subject: "node.nobody", request: v.null(), response: int() });
+
+const responderNc = await connect({ servers });
+const callerNc = await connect({ servers });
+const responder = new Endpoint(natsTransport(responderNc));
+const caller = new Endpoint(natsTransport(callerNc), { timeout: 5_000 });
+const outcomes = [];
+caller.addEventListener("settle", (event) => outcomes.push(event.outcome));
+try {
+  responder.handle(CheckStock, ({ sku }) => (sku === "A-1" ? 5 : 0));
+  responder.handle(Approve, ({ orderId }) => (orderId.startsWith("o-") ? "Approved" : "Rejected"));
+  responder.handle(PlaceOrder, ({ sku, qty }) => ({ orderId: \`\${sku}-\${qty}-001\`, eta: 2 }));
+  await responderNc.flush();
+
+  const left = await caller.request(CheckStock, { sku: "A-1" });
+  const decision = await caller.request(Approve, { orderId: "o-1" });
+  const order = await caller.request(PlaceOrder, { sku: "A-1", qty: 2 }, {
+    signal: AbortSignal.timeout(2_000),
+  });
+  let noResponders;
+  try {
+    await caller.request(Nobody, null);
+  } catch (error) {
+    noResponders = { name: error.name, instance: error instanceof NoRespondersError };
+  }
+  console.log(JSON.stringify({
+    node: process.version,
+    left,
+    decision,
+    order,
+    noResponders,
+    outcomes,
+    pending: caller.pending,
+  }));
+} finally {
+  await caller.close();
+  await responder.close();
+  await callerNc.close();
+  await responderNc.close();
+}
+`;
+}
+
+const LIBRARY_NAMES =
+  "defineRequest, Endpoint, enumOf, int, natsTransport, NoRespondersError, object";
+
+Deno.test("node - the library runs on Node against nats-server", async () => {
+  const nodeArgs = await nodeWebSocketArgs();
+  const dir = await Deno.makeTempDir({ prefix: "callbacks-node-" });
+  try {
+    // 1. one self-contained bundle: the library, nats.ws and valibot
+    await Deno.writeTextFile(
+      `${dir}/all.ts`,
+      `export * from ${JSON.stringify(`${ROOT}mod.ts`)};\n` +
+        `export { connect } from "nats.ws";\nexport * as v from "valibot";\n`,
+    );
+    // 2. the library alone; nats.ws and valibot come from node_modules
+    await Deno.writeTextFile(
+      `${dir}/lib.ts`,
+      `export * from ${JSON.stringify(`${ROOT}mod.ts`)};\n`,
+    );
+    await runBundler(dir);
+
+    const bundle = await Deno.readTextFile(`${dir}/all.mjs`);
+    assert(!/^\s*import\b.*\bfrom\s*["']/m.test(bundle), "all.mjs imports nothing");
+    const lib = await Deno.readTextFile(`${dir}/callbacks.mjs`);
+    assert(/from\s*"nats\.ws"/.test(lib), "callbacks.mjs leaves nats.ws to node_modules");
+
+    await Deno.writeTextFile(
+      `${dir}/bundled.mjs`,
+      nodeScript(`import { connect, v, ${LIBRARY_NAMES} } from "./all.mjs";`),
+    );
+    await Deno.writeTextFile(
+      `${dir}/external.mjs`,
+      nodeScript(
+        `import * as v from "valibot";\nimport { connect } from "nats.ws";\n` +
+          `import { ${LIBRARY_NAMES} } from "./callbacks.mjs";`,
+      ),
+    );
+
+    await using server = await startNatsServer();
+    for (const script of ["bundled.mjs", "external.mjs"]) {
+      const result = await runNode([...nodeArgs, `${dir}/${script}`, server.wsUrl], dir);
+      assertEquals(result.code, 0, `${script}:\n${result.stdout}\n${result.stderr}`);
+      const lines = result.stdout.trim().split("\n");
+      const printed = JSON.parse(lines[lines.length - 1]!);
+      assert(/^v\d+\./.test(printed.node), printed.node);
+      delete printed.node;
+      assertEquals(printed, {
+        left: 5,
+        decision: "Approved",
+        order: { orderId: "A-1-2-001", eta: 2 },
+        noResponders: { name: "NoRespondersError", instance: true },
+        outcomes: ["reply", "reply", "reply", "no-responders"],
+        pending: 0,
+      }, script);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/**
+ * The node flags that give it a global WebSocket: none on Node 22+,
+ * `--experimental-websocket` on Node 20.10+ (and 21).
+ */
+async function nodeWebSocketArgs(): Promise<string[]> {
+  for (const args of [[], ["--experimental-websocket"]]) {
+    const probe = await runNode([...args, "-p", "typeof WebSocket"], ROOT);
+    if (probe.code === 0 && probe.stdout.trim() === "function") return args;
+  }
+  const version = await runNode(["--version"], ROOT);
+  throw new Error(
+    `node ${version.stdout.trim()} has no global WebSocket, even with --experimental-websocket: ` +
+      "nats.ws needs Node 20.10 or later",
+  );
+}
+
+async function runNode(
+  args: string[],
+  cwd: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const kill = new AbortController();
+  const timer = setTimeout(() => kill.abort(), NODE_TIMEOUT_MS);
+  try {
+    const out = await new Deno.Command("node", {
+      args,
+      cwd,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: kill.signal,
+    }).output();
+    const dec = new TextDecoder();
+    return {
+      code: kill.signal.aborted ? -1 : out.code,
+      stdout: dec.decode(out.stdout),
+      stderr: (kill.signal.aborted ? `killed after ${NODE_TIMEOUT_MS} ms\n` : "") +
+        dec.decode(out.stderr),
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Runs {@linkcode bundle} in a `deno run` of this module, awaited to its exit:
+ * `esbuild.stop()` kills esbuild's service process without waiting for it, which
+ * Deno's sanitizers would report as a leaked child process.
+ */
+async function runBundler(dir: string): Promise<void> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      "--quiet",
+      "--config",
+      `${ROOT}deno.json`,
+      decodeURIComponent(new URL(import.meta.url).pathname),
+      dir,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    const dec = new TextDecoder();
+    throw new Error(
+      `bundling failed (code ${out.code}):\n${dec.decode(out.stdout)}${dec.decode(out.stderr)}`,
+    );
+  }
+}
+
+/**
+ * The bundling (in a child process): esbuild, format esm, platform node.
+ * `dir/all.ts` -> `dir/all.mjs` with everything included; `dir/lib.ts` ->
+ * `dir/callbacks.mjs` with nats.ws and valibot external. esbuild does not know
+ * Deno's npm cache, so `dir/node_modules` gets symlinks to the packages there;
+ * esbuild resolves through it, and so does Node for `callbacks.mjs`'s imports.
+ */
+async function bundle(dir: string): Promise<void> {
+  for (const name of ["nats.ws", "valibot"]) {
+    await Deno.mkdir(`${dir}/node_modules`, { recursive: true });
+    await Deno.symlink(await npmPackageDir(name), `${dir}/node_modules/${name}`);
+  }
+  const common: esbuild.BuildOptions = {
+    bundle: true,
+    format: "esm",
+    platform: "node",
+    target: "node20",
+    nodePaths: [`${dir}/node_modules`],
+    logLevel: "error",
+  };
+  try {
+    await esbuild.build({ ...common, entryPoints: [`${dir}/all.ts`], outfile: `${dir}/all.mjs` });
+    await esbuild.build({
+      ...common,
+      entryPoints: [`${dir}/lib.ts`],
+      outfile: `${dir}/callbacks.mjs`,
+      external: ["nats.ws", "valibot"],
+    });
+  } finally {
+    await esbuild.stop();
+  }
+}
+
+/** Where Deno keeps an npm package that deno.json maps (`npm:name@version`). */
+async function npmPackageDir(name: string): Promise<string> {
+  const resolved = import.meta.resolve(name);
+  const npm = /^npm:\/?((?:@[^/@]+\/)?[^/@]+)@([^/]+)$/.exec(resolved);
+  if (!npm) throw new Error(`${name} resolves to ${resolved}, not npm:name@version`);
+  const info = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json"],
+    stdin: "null",
+    stderr: "inherit",
+  }).output();
+  const { npmCache } = JSON.parse(new TextDecoder().decode(info.stdout)) as { npmCache: string };
+  const dir = `${npmCache}/registry.npmjs.org/${npm[1]}/${npm[2]}`;
+  await Deno.stat(`${dir}/package.json`);
+  return dir;
+}
+
+if (import.meta.main) {
+  const [dir] = Deno.args;
+  if (!dir) throw new Error("usage: node_test.ts <dir>");
+  await bundle(dir);
+}
