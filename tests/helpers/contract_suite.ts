@@ -585,6 +585,41 @@ export function contractSuite(label: string, makeFixture: () => Promise<Fixture>
     assertThrows(() => caller.onReply(CheckStock, () => {}), TypeError, "object replies only");
   });
 
+  test("a responder that hangs past the timeout: TimeoutError, then its reply is a late-reply", async (fx) => {
+    await using responder = new Endpoint(fx.responder);
+    await using caller = new Endpoint(fx.caller);
+    const release = Promise.withResolvers<void>();
+    responder.handle(CheckStock, async () => {
+      await release.promise; // ignores ctx.signal
+      return 8;
+    });
+    await fx.ready();
+    await assertRejects(
+      () => caller.request(CheckStock, { sku: "x" }, { timeout: 30 }),
+      TimeoutError,
+    );
+    const late = nextEvent<LateReplyEvent>(caller, "late-reply");
+    release.resolve();
+    assertEquals((await late).subject, "stock.check");
+    assertEquals(await caller.request(CheckStock, { sku: "y" }), 8, "and the endpoint goes on");
+    assertStrictEquals(caller.pending, 0);
+  });
+
+  test("a reply sent again to a used token is a late-reply, never delivered", async (fx) => {
+    const spied = spy(fx.caller);
+    await using responder = new Endpoint(fx.responder);
+    await using caller = new Endpoint(spied.transport);
+    let n = 0;
+    responder.handle(CheckStock, () => ++n);
+    await fx.ready();
+    assertEquals(await caller.request(CheckStock, { sku: "x" }), 1);
+    const used = spied.published[0]!.reply!;
+    const late = nextEvent<LateReplyEvent>(caller, "late-reply");
+    fx.responder.publish(used, bytes("99"), { headers: { [KIND_HEADER]: "int" } });
+    assertEquals((await late).subject, "stock.check");
+    assertEquals(await caller.request(CheckStock, { sku: "x" }), 2);
+  });
+
   test("a reply to a token the endpoint never had is a late-reply with no subject", async (fx) => {
     const spied = spy(fx.caller);
     await using responder = new Endpoint(fx.responder);
