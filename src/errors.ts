@@ -33,11 +33,8 @@ export interface Issue {
  * ```
  */
 export class TimeoutError extends Error {
-  /** Makes a TimeoutError. */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "TimeoutError";
-  }
+  /** The error's name, for logs and for telling errors apart. */
+  override readonly name = "TimeoutError";
 }
 
 /**
@@ -53,11 +50,8 @@ export class TimeoutError extends Error {
  * ```
  */
 export class NoRespondersError extends Error {
-  /** Makes a NoRespondersError. */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "NoRespondersError";
-  }
+  /** The error's name, for logs and for telling errors apart. */
+  override readonly name = "NoRespondersError";
 }
 
 /** Options of {@linkcode InvalidReplyError} and {@linkcode InvalidRequestError}. */
@@ -163,11 +157,8 @@ export class RemoteError extends Error {
  * ```
  */
 export class ClosedError extends Error {
-  /** Makes a ClosedError. */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "ClosedError";
-  }
+  /** The error's name, for logs and for telling errors apart. */
+  override readonly name = "ClosedError";
 }
 
 /**
@@ -181,11 +172,8 @@ export class ClosedError extends Error {
  * ```
  */
 export class PendingLimitError extends Error {
-  /** Makes a PendingLimitError. */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "PendingLimitError";
-  }
+  /** The error's name, for logs and for telling errors apart. */
+  override readonly name = "PendingLimitError";
 }
 
 /**
@@ -200,11 +188,8 @@ export class PendingLimitError extends Error {
  * ```
  */
 export class DisconnectedError extends Error {
-  /** Makes a DisconnectedError. */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "DisconnectedError";
-  }
+  /** The error's name, for logs and for telling errors apart. */
+  override readonly name = "DisconnectedError";
 }
 
 /** Options of {@linkcode ReplyError}. */
