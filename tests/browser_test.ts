@@ -11,8 +11,8 @@ import { defineRequest, Endpoint, int, natsTransport } from "../mod.ts";
 import { Approve, CheckStock, PlaceOrder } from "./helpers/contract_suite.ts";
 import { connectWs } from "./helpers/connect.ts";
 import { type NatsServer, startNatsServer } from "./helpers/nats_server.ts";
+import { bundle } from "./helpers/bundle.ts";
 import {
-  bundlePage,
   type Chromium,
   launchChromium,
   type OpenedPage,
@@ -29,7 +29,9 @@ const Slow = defineRequest({
 });
 
 const html = await Deno.readTextFile(new URL("../examples/browser/index.html", import.meta.url));
-const script = await bundlePage(new URL("../examples/browser/app.ts", import.meta.url));
+const script = await bundle(new URL("../examples/browser/app.ts", import.meta.url), {
+  platform: "browser",
+});
 
 interface Fixture extends AsyncDisposable {
   server: NatsServer;

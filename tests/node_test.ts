@@ -35,8 +35,8 @@
  * @module
  */
 
-import * as esbuild from "esbuild";
 import { assert, assertEquals } from "@std/assert";
+import { bundle, npmPackageDir } from "./helpers/bundle.ts";
 import { startNatsServer } from "./helpers/nats_server.ts";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
@@ -123,13 +123,19 @@ Deno.test("node - the library runs on Node against nats-server", async () => {
       `${dir}/lib.ts`,
       `export * from ${JSON.stringify(`${ROOT}mod.ts`)};\n`,
     );
-    await runBundler(dir);
-
-    const bundle = await Deno.readTextFile(`${dir}/all.mjs`);
-    assert(!/^\s*import\b.*\bfrom\s*["']/m.test(bundle), "all.mjs imports nothing");
-    const lib = await Deno.readTextFile(`${dir}/callbacks.mjs`);
+    const node = { platform: "node", target: "node20" } as const;
+    const all = await bundle(`${dir}/all.ts`, node);
+    assert(!/^\s*import\b.*\bfrom\s*["']/m.test(all), "all.mjs imports nothing");
+    const lib = await bundle(`${dir}/lib.ts`, { ...node, external: ["nats.ws", "valibot"] });
     assert(/from\s*"nats\.ws"/.test(lib), "callbacks.mjs leaves nats.ws to node_modules");
 
+    // Node resolves callbacks.mjs's imports of nats.ws and valibot through dir/node_modules
+    await Deno.mkdir(`${dir}/node_modules`);
+    for (const name of ["nats.ws", "valibot"]) {
+      await Deno.symlink(await npmPackageDir(name), `${dir}/node_modules/${name}`);
+    }
+    await Deno.writeTextFile(`${dir}/all.mjs`, all);
+    await Deno.writeTextFile(`${dir}/callbacks.mjs`, lib);
     await Deno.writeTextFile(
       `${dir}/bundled.mjs`,
       nodeScript(`import { connect, v, ${LIBRARY_NAMES} } from "./all.mjs";`),
@@ -205,87 +211,4 @@ async function runNode(
   } finally {
     clearTimeout(timer);
   }
-}
-
-/**
- * Runs {@linkcode bundle} in a `deno run` of this module, awaited to its exit:
- * `esbuild.stop()` kills esbuild's service process without waiting for it, which
- * Deno's sanitizers would report as a leaked child process.
- */
-async function runBundler(dir: string): Promise<void> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-all",
-      "--quiet",
-      "--config",
-      `${ROOT}deno.json`,
-      decodeURIComponent(new URL(import.meta.url).pathname),
-      dir,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    const dec = new TextDecoder();
-    throw new Error(
-      `bundling failed (code ${out.code}):\n${dec.decode(out.stdout)}${dec.decode(out.stderr)}`,
-    );
-  }
-}
-
-/**
- * The bundling (in a child process): esbuild, format esm, platform node.
- * `dir/all.ts` -> `dir/all.mjs` with everything included; `dir/lib.ts` ->
- * `dir/callbacks.mjs` with nats.ws and valibot external. esbuild does not know
- * Deno's npm cache, so `dir/node_modules` gets symlinks to the packages there;
- * esbuild resolves through it, and so does Node for `callbacks.mjs`'s imports.
- */
-async function bundle(dir: string): Promise<void> {
-  for (const name of ["nats.ws", "valibot"]) {
-    await Deno.mkdir(`${dir}/node_modules`, { recursive: true });
-    await Deno.symlink(await npmPackageDir(name), `${dir}/node_modules/${name}`);
-  }
-  const common: esbuild.BuildOptions = {
-    bundle: true,
-    format: "esm",
-    platform: "node",
-    target: "node20",
-    nodePaths: [`${dir}/node_modules`],
-    logLevel: "error",
-  };
-  try {
-    await esbuild.build({ ...common, entryPoints: [`${dir}/all.ts`], outfile: `${dir}/all.mjs` });
-    await esbuild.build({
-      ...common,
-      entryPoints: [`${dir}/lib.ts`],
-      outfile: `${dir}/callbacks.mjs`,
-      external: ["nats.ws", "valibot"],
-    });
-  } finally {
-    await esbuild.stop();
-  }
-}
-
-/** Where Deno keeps an npm package that deno.json maps (`npm:name@version`). */
-async function npmPackageDir(name: string): Promise<string> {
-  const resolved = import.meta.resolve(name);
-  const npm = /^npm:\/?((?:@[^/@]+\/)?[^/@]+)@([^/]+)$/.exec(resolved);
-  if (!npm) throw new Error(`${name} resolves to ${resolved}, not npm:name@version`);
-  const info = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json"],
-    stdin: "null",
-    stderr: "inherit",
-  }).output();
-  const { npmCache } = JSON.parse(new TextDecoder().decode(info.stdout)) as { npmCache: string };
-  const dir = `${npmCache}/registry.npmjs.org/${npm[1]}/${npm[2]}`;
-  await Deno.stat(`${dir}/package.json`);
-  return dir;
-}
-
-if (import.meta.main) {
-  const [dir] = Deno.args;
-  if (!dir) throw new Error("usage: node_test.ts <dir>");
-  await bundle(dir);
 }

@@ -9,9 +9,12 @@ import { Endpoint, natsTransport, ReplyError } from "../mod.ts";
 import { Approve, CheckStock, PlaceOrder } from "../examples/worker/worker.ts";
 import { connectWs } from "./helpers/connect.ts";
 import { type NatsServer, startNatsServer } from "./helpers/nats_server.ts";
-import { bundleWorker, startWorkerd, type Workerd } from "./helpers/workerd.ts";
+import { bundle } from "./helpers/bundle.ts";
+import { startWorkerd, type Workerd } from "./helpers/workerd.ts";
 
-const script = await bundleWorker(new URL("../examples/worker/worker.ts", import.meta.url));
+const script = await bundle(new URL("../examples/worker/worker.ts", import.meta.url), {
+  platform: "browser",
+});
 
 interface Fixture extends AsyncDisposable {
   server: NatsServer;

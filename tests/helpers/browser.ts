@@ -1,8 +1,7 @@
 /**
- * Runs a page in a real browser for tests: bundles the page's TypeScript with esbuild (format
- * esm, platform browser, every import included: the library, nats.ws, valibot), serves the
- * HTML and the bundle from 127.0.0.1 on an ephemeral port, and drives Chromium through
- * playwright-core.
+ * Runs a page in a real browser for tests: serves the HTML and the bundle (from
+ * `bundle()` in ./bundle.ts) from 127.0.0.1 on an ephemeral port, and drives Chromium
+ * through playwright-core.
  *
  * Every process, server and page it creates is awaited or closed by its `close()` (or
  * `await using`), so tests using it pass Deno's op and resource sanitizers.
@@ -10,7 +9,6 @@
  * @module
  */
 
-import * as esbuild from "esbuild";
 import { type Browser, chromium, type Page } from "playwright-core";
 
 /** Message of the error thrown when the Chromium binary cannot be found. */
@@ -26,93 +24,6 @@ const CHROMIUM_ARGS = [
   "--disable-gpu",
   "--disable-background-networking",
 ];
-
-/**
- * Bundles a page's entry module into one ES module for the browser and returns its text.
- *
- * esbuild runs in a `deno run` of this module, awaited to its exit: `esbuild.stop()` kills
- * esbuild's service process without waiting for it to exit (the npm package's `stop` calls
- * `child.kill()` and resolves at once), which Deno's sanitizers report as a leaked child
- * process and a pending "wait for a subprocess" op.
- */
-export async function bundlePage(entry: string | URL): Promise<string> {
-  const entryPath = entry instanceof URL || entry.startsWith("file:")
-    ? decodeURIComponent(new URL(entry).pathname)
-    : entry;
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-all",
-      "--quiet",
-      "--config",
-      decodeURIComponent(new URL("../../deno.json", import.meta.url).pathname),
-      decodeURIComponent(new URL(import.meta.url).pathname),
-      entryPath,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  if (!out.success) {
-    throw new Error(
-      `bundling ${entryPath} failed (code ${out.code}):\n${dec.decode(out.stderr)}`.trim(),
-    );
-  }
-  return dec.decode(out.stdout);
-}
-
-/**
- * esbuild plugin resolving bare imports (`nats.ws`, `valibot`) the way Deno does, through
- * deno.json's import map into Deno's npm cache: esbuild knows neither. Deno's
- * `import.meta.resolve` gives the package's entry file only once the package is loaded, so the
- * package is imported first (here, in the bundling process).
- */
-const denoNpm: esbuild.Plugin = {
-  name: "deno-npm",
-  setup(build) {
-    const external = new Set(build.initialOptions.external ?? []);
-    build.onResolve({ filter: /^[^./]/ }, async (args) => {
-      if (external.has(args.path)) return undefined;
-      await import(args.path);
-      const resolved = import.meta.resolve(args.path);
-      if (!resolved.startsWith("file:")) {
-        return { errors: [{ text: `${args.path} resolves to ${resolved}, not to a file` }] };
-      }
-      return { path: decodeURIComponent(new URL(resolved).pathname) };
-    });
-  },
-};
-
-/** The bundling itself, run by {@linkcode bundlePage} in a child process; writes to stdout. */
-async function bundle(entryPath: string): Promise<void> {
-  try {
-    const result = await esbuild.build({
-      entryPoints: [entryPath],
-      bundle: true,
-      format: "esm",
-      platform: "browser",
-      target: "es2022",
-      write: false,
-      // nats.ws (tweetnacl) only `require`s crypto where `globalThis.crypto` is missing;
-      // browsers have it
-      external: ["crypto"],
-      plugins: [denoNpm],
-      logLevel: "error",
-    });
-    const [file] = result.outputFiles;
-    if (!file) throw new Error(`esbuild wrote no output for ${entryPath}`);
-    await Deno.stdout.write(file.contents);
-  } finally {
-    await esbuild.stop();
-  }
-}
-
-if (import.meta.main) {
-  const [entryPath] = Deno.args;
-  if (!entryPath) throw new Error("usage: browser.ts <entry.ts>  (writes the bundle to stdout)");
-  await bundle(entryPath);
-}
 
 /** What {@linkcode servePage} serves. */
 export interface PageFiles {

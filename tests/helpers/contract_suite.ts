@@ -202,13 +202,7 @@ export function contractSuite(label: string, makeFixture: () => Promise<Fixture>
   test("timeout rejects with TimeoutError, per call and by the endpoint default", async (fx) => {
     await using responder = new Endpoint(fx.responder);
     await using caller = new Endpoint(fx.caller, { timeout: 100 });
-    responder.handle(
-      CheckStock,
-      (_b, ctx) =>
-        new Promise<number>((_r, reject) =>
-          ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason))
-        ),
-    );
+    responder.handle(CheckStock, (_b, ctx) => untilAborted(ctx.signal));
     await fx.ready();
     const settled = nextEvent<SettleEvent>(caller, "settle");
     await assertRejects(() => caller.request(CheckStock, { sku: "x" }), TimeoutError, "100 ms");
@@ -227,13 +221,7 @@ export function contractSuite(label: string, makeFixture: () => Promise<Fixture>
     const spied = spy(fx.caller);
     await using responder = new Endpoint(fx.responder);
     await using caller = new Endpoint(spied.transport);
-    responder.handle(
-      CheckStock,
-      (_b, ctx) =>
-        new Promise<number>((_r, reject) =>
-          ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason))
-        ),
-    );
+    responder.handle(CheckStock, (_b, ctx) => untilAborted(ctx.signal));
     await fx.ready();
 
     const before = new AbortController();
@@ -427,13 +415,7 @@ export function contractSuite(label: string, makeFixture: () => Promise<Fixture>
 
   test("close() rejects everything pending with ClosedError; await using closes", async (fx) => {
     await using responder = new Endpoint(fx.responder);
-    responder.handle(
-      CheckStock,
-      (_b, ctx) =>
-        new Promise<number>((_r, reject) =>
-          ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason))
-        ),
-    );
+    responder.handle(CheckStock, (_b, ctx) => untilAborted(ctx.signal));
     await fx.ready();
     let outer: Endpoint;
     let promises: Promise<number>[];
@@ -461,9 +443,7 @@ export function contractSuite(label: string, makeFixture: () => Promise<Fixture>
     const readLate = Promise.withResolvers<boolean>();
     responder.handle(CheckStock, (_b, ctx) => {
       started.giveUp.resolve();
-      return new Promise<number>((_resolve, reject) => {
-        ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason), { once: true });
-      });
+      return untilAborted(ctx.signal);
     });
     responder.handle(Approve, async (_b, ctx) => {
       started.finish.resolve();
@@ -660,6 +640,13 @@ export function contractSuite(label: string, makeFixture: () => Promise<Fixture>
     await assertRejects(() => caller.request({}, {}), TypeError, "defineRequest");
     assertEquals(spied.published, []);
     assertStrictEquals(caller.pending, 0);
+  });
+}
+
+/** A handler's promise that never settles but rejects with the signal's reason on abort. */
+function untilAborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_resolve, reject) => {
+    signal.addEventListener("abort", () => reject(signal.reason), { once: true });
   });
 }
 

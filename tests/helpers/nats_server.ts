@@ -8,6 +8,8 @@
  * @module
  */
 
+import { Process } from "./process.ts";
+
 /** Options for {@linkcode startNatsServer}. */
 export interface NatsServerOptions {
   /** extra nats-server config text appended to the generated config (e.g. "max_payload: 1024", authorization blocks) */
@@ -47,7 +49,6 @@ const HOST = "127.0.0.1";
 const READY_TIMEOUT_MS = 10_000;
 const STOP_GRACE_MS = 5_000;
 const POLL_MS = 20;
-const MAX_LOG_CHARS = 64 * 1024;
 
 interface Ports {
   port: number;
@@ -89,96 +90,15 @@ function portOf(url: string | undefined): number | undefined {
   }
 }
 
-/** One spawned nats-server process plus the task draining its stderr. */
-class ServerProcess {
-  readonly child: Deno.ChildProcess;
-  exited = false;
-  readonly status: Promise<Deno.CommandStatus>;
-  readonly stderrDone: Promise<void>;
-  #log = "";
-
-  constructor(bin: string, configFile: string) {
-    const cmd = new Deno.Command(bin, {
-      args: ["-c", configFile],
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    });
-    let child: Deno.ChildProcess;
-    try {
-      child = cmd.spawn();
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound) {
-        throw new Error(NATS_SERVER_NOT_FOUND, { cause: err });
-      }
-      throw err;
+/** Spawns nats-server with `configFile`; throws {@linkcode NATS_SERVER_NOT_FOUND} if missing. */
+function spawnServer(bin: string, configFile: string): Process {
+  try {
+    return new Process(bin, { args: ["-c", configFile] });
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      throw new Error(NATS_SERVER_NOT_FOUND, { cause: err });
     }
-    this.child = child;
-    this.status = child.status.then((s) => {
-      this.exited = true;
-      return s;
-    });
-    // Drain stderr until EOF (the process exited): keeps the pipe from filling up, collects
-    // text for error messages, and closes the stream resource.
-    this.stderrDone = (async () => {
-      const decoder = new TextDecoder();
-      try {
-        for await (const chunk of child.stderr) {
-          this.#log += decoder.decode(chunk, { stream: true });
-          if (this.#log.length > MAX_LOG_CHARS) this.#log = this.#log.slice(-MAX_LOG_CHARS);
-        }
-      } catch {
-        // stream errored or was cancelled: nothing more to collect
-      }
-    })();
-  }
-
-  get pid(): number {
-    return this.child.pid;
-  }
-
-  get log(): string {
-    return this.#log;
-  }
-
-  signal(sig: Deno.Signal): void {
-    if (this.exited) return;
-    try {
-      this.child.kill(sig);
-    } catch {
-      // already gone
-    }
-  }
-
-  /** wait for exit and for stderr to be fully drained */
-  async wait(): Promise<Deno.CommandStatus> {
-    const status = await this.status;
-    await this.stderrDone;
-    return status;
-  }
-
-  async kill(): Promise<void> {
-    this.signal("SIGKILL");
-    await this.wait();
-  }
-
-  async terminate(graceMs: number): Promise<void> {
-    if (this.exited) {
-      await this.wait();
-      return;
-    }
-    this.signal("SIGTERM");
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const grace = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), graceMs);
-    });
-    try {
-      const r = await Promise.race([this.status, grace]);
-      if (r === "timeout") this.signal("SIGKILL");
-    } finally {
-      clearTimeout(timer);
-    }
-    await this.wait();
+    throw err;
   }
 }
 
@@ -196,7 +116,7 @@ async function tryConnect(port: number): Promise<boolean> {
  * Waits until the process wrote its ports file and both ports accept TCP connections.
  * Polls with short sleeps that are always awaited, so no timer outlives the call.
  */
-async function waitReady(proc: ServerProcess, dir: string, configFile: string): Promise<Ports> {
+async function waitReady(proc: Process, dir: string, configFile: string): Promise<Ports> {
   const portsFile = `${dir}/nats-server_${proc.pid}.ports`;
   const deadline = Date.now() + READY_TIMEOUT_MS;
   let ports: Ports | undefined;
@@ -227,8 +147,7 @@ async function waitReady(proc: ServerProcess, dir: string, configFile: string): 
       return ports;
     }
     if (Date.now() > deadline) {
-      proc.signal("SIGKILL");
-      await proc.wait();
+      await proc.kill();
       throw new Error(
         `nats-server (pid ${proc.pid}) not ready after ${READY_TIMEOUT_MS} ms ` +
           `(ports file ${portsFile}${ports ? " found, ports not accepting" : " missing"}):\n` +
@@ -240,14 +159,14 @@ async function waitReady(proc: ServerProcess, dir: string, configFile: string): 
 }
 
 class NatsServerImpl implements NatsServer {
-  #proc: ServerProcess;
+  #proc: Process;
   #ports: Ports;
   #dir: string;
   #bin: string;
   #extra: string | undefined;
   #stopped: Promise<void> | undefined;
 
-  constructor(proc: ServerProcess, ports: Ports, dir: string, bin: string, extra?: string) {
+  constructor(proc: Process, ports: Ports, dir: string, bin: string, extra?: string) {
     this.#proc = proc;
     this.#ports = ports;
     this.#dir = dir;
@@ -294,7 +213,7 @@ class NatsServerImpl implements NatsServer {
     await this.#proc.kill();
     const configFile = `${this.#dir}/nats-server.conf`;
     await Deno.writeTextFile(configFile, buildConfig(this.#dir, this.#ports, this.#extra));
-    const proc = new ServerProcess(this.#bin, configFile);
+    const proc = spawnServer(this.#bin, configFile);
     this.#proc = proc;
     const ports = await waitReady(proc, this.#dir, configFile);
     if (ports.port !== this.#ports.port || ports.wsPort !== this.#ports.wsPort) {
@@ -325,7 +244,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   try {
     const configFile = `${dir}/nats-server.conf`;
     await Deno.writeTextFile(configFile, buildConfig(dir, undefined, options.config));
-    const proc = new ServerProcess(bin, configFile);
+    const proc = spawnServer(bin, configFile);
     const ports = await waitReady(proc, dir, configFile);
     return new NatsServerImpl(proc, ports, dir, bin, options.config);
   } catch (err) {
