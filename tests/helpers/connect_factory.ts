@@ -1,0 +1,116 @@
+/**
+ * Connects nats.ws (or `@nats-io/nats-core`) through a given `wsFactory`
+ * (here: `@seed/callbacks/deno`'s) and makes `close()`, `closed()` and
+ * `drain()` resolve only once every socket the factory opened has fired
+ * `close`, so Deno's resource/op sanitizers see them closed. The same idea as
+ * tests/helpers/connect.ts, around another factory.
+ *
+ * @module
+ */
+import { connect, type ConnectionOptions, type NatsConnection } from "nats.ws";
+import type { WsFactory } from "../../deno.ts";
+
+const SOCKET_CLOSE_TIMEOUT_MS = 10_000;
+
+/** A factory wrapper that records every socket and a promise of its `close` event. */
+export class TrackedFactory {
+  readonly #inner: WsFactory;
+  readonly #pending = new Set<Promise<void>>();
+  /** every socket opened so far, in order */
+  readonly sockets: WebSocket[] = [];
+
+  /** @param inner the factory whose sockets are tracked */
+  constructor(inner: WsFactory) {
+    this.#inner = inner;
+  }
+
+  /** the `wsFactory` to hand to the NATS client */
+  readonly factory: WsFactory = async (url, options) => {
+    const opened = await this.#inner(url, options);
+    const socket = opened.socket;
+    this.sockets.push(socket);
+    // addEventListener, not onclose: the NATS client assigns socket.onclose itself
+    const closed = new Promise<void>((resolve) => {
+      socket.addEventListener("close", () => resolve(), { once: true });
+    });
+    this.#pending.add(closed);
+    closed.then(() => this.#pending.delete(closed));
+    return opened;
+  };
+
+  /** resolves when every socket opened so far has fired `close` */
+  async settled(): Promise<void> {
+    while (this.#pending.size > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<"timeout">((resolve) => {
+        timer = setTimeout(() => resolve("timeout"), SOCKET_CLOSE_TIMEOUT_MS);
+      });
+      try {
+        const r = await Promise.race([Promise.all([...this.#pending]), timeout]);
+        if (r === "timeout") {
+          throw new Error(`${this.#pending.size} socket(s) did not fire "close" in time`);
+        }
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+  }
+}
+
+/** Internals of the client's protocol handler used to settle a reconnect still in flight. */
+interface ProtocolInternals {
+  protocol?: {
+    connectPromise?: Promise<void> | null;
+    heartbeats?: { cancel(): void };
+    transport?: { close(err?: Error): Promise<void> };
+  };
+}
+
+/** A connect function of nats.ws' shape (nats.ws `connect`, nats-core `wsconnect`). */
+export type ConnectFn<C> = (options: ConnectionOptions & { wsFactory: WsFactory }) => Promise<C>;
+
+/**
+ * Connects with `connectFn` through `tracked.factory`; the connection's
+ * `close()`/`closed()`/`drain()` resolve after all its sockets closed.
+ */
+export async function connectTracked<C = NatsConnection>(
+  tracked: TrackedFactory,
+  options: ConnectionOptions,
+  connectFn: ConnectFn<C> = connect as unknown as ConnectFn<C>,
+): Promise<C> {
+  let nc: C;
+  try {
+    nc = await connectFn({ ...options, wsFactory: tracked.factory });
+  } catch (err) {
+    await tracked.settled();
+    throw err;
+  }
+  const conn = nc as unknown as NatsConnection;
+  let settling: Promise<void> | undefined;
+  const done = () =>
+    settling ??= (async () => {
+      const ph = (nc as unknown as ProtocolInternals).protocol;
+      // once closed, the client starts no new dial loop: awaiting the current one is enough
+      await ph?.connectPromise?.catch(() => {});
+      ph?.heartbeats?.cancel();
+      await ph?.transport?.close().catch(() => {});
+      await tracked.settled();
+    })();
+  const close = conn.close.bind(conn);
+  const closed = conn.closed.bind(conn);
+  const drain = conn.drain.bind(conn);
+  conn.close = async () => {
+    await close();
+    await done();
+  };
+  conn.closed = async () => {
+    const err = await closed();
+    await done();
+    return err;
+  };
+  conn.drain = async () => {
+    await drain();
+    await done();
+  };
+  return nc;
+}
