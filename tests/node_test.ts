@@ -1,34 +1,5 @@
 /**
- * Node.js
- * =======
- *
- * The library is TypeScript with web-standard APIs only, so it runs on Node 20+ as ES modules.
- * It is not on npm; build it from a checkout with esbuild, leaving the two dependencies to npm:
- *
- * ```sh
- * npm install nats.ws valibot
- * npx esbuild path/to/callbacks/mod.ts --bundle --format=esm --platform=node --target=node20 \
- *   --external:nats.ws --external:valibot --outfile=vendor/callbacks.mjs
- * ```
- *
- * ```js
- * // app.mjs
- * import * as v from "valibot";
- * import { connect } from "nats.ws";
- * import { defineRequest, Endpoint, int, natsTransport } from "./vendor/callbacks.mjs";
- *
- * const nc = await connect({ servers: "ws://127.0.0.1:8080" }); // NATS with websocket enabled
- * const endpoint = new Endpoint(natsTransport(nc), { timeout: 10_000 });
- * ```
- *
- * - Node 22+ runs it as is. Node 20 (20.10+) needs a global `WebSocket` for nats.ws:
- *   `node --experimental-websocket app.mjs`.
- * - Without `--external:…`, the bundle includes nats.ws and valibot (one self-contained file;
- *   then import `connect` and valibot from that same bundle, or the app gets a second copy).
- * - An app that has its own bundler (esbuild, Vite, webpack, Rollup) can import `mod.ts` directly.
- * - Node 20 has no `await using`: call `await endpoint.close()` in a `finally`.
- *
- * This test does both: one self-contained bundle (mod.ts + nats.ws + valibot), and the library
+ * The library on Node (README, "Node"): one self-contained bundle (mod.ts + nats.ws + valibot), and the library
  * alone with nats.ws and valibot imported from node_modules, each run by `node` against
  * nats-server with a responder and a caller endpoint.
  *
