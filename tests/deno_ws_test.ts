@@ -3,10 +3,10 @@ import type { NatsConnection as CoreConnection } from "@nats-io/nats-core";
 import type { NatsConnection } from "nats.ws";
 import { assert, assertEquals, assertInstanceOf, assertRejects, assertThrows } from "@std/assert";
 import { createWsFactory, NoDelayWebSocket, type WsFactory, wsFactory } from "../deno.ts";
-import { natsTransport } from "../mod.ts";
-import { type ConnectFn, connectTracked, TrackedFactory } from "./helpers/connect_factory.ts";
+import type { natsTransport } from "../mod.ts";
+import { type ConnectFn, connectTracked, TrackedFactory } from "./helpers/connect.ts";
 import { contractSuite } from "./helpers/contract_suite.ts";
-import type { Fixture } from "./helpers/fixture.ts";
+import { connectionFixture } from "./helpers/fixture.ts";
 import { type NatsServer, startNatsServer } from "./helpers/nats_server.ts";
 import { nextEvent } from "./helpers/spy.ts";
 import { serverFrame, startWsPeer } from "./helpers/ws_peer.ts";
@@ -199,33 +199,10 @@ Deno.test("deno - no-delay: 10 requests with 4 KB bodies complete well under 40 
   }
 });
 
-async function factoryFixture(): Promise<Fixture> {
-  const server = await startNatsServer();
-  const opened: NatsConnection[] = [];
-  try {
-    opened.push(await connectWith(server), await connectWith(server));
-  } catch (error) {
-    for (const nc of opened) await nc.close();
-    await server.stop();
-    throw error;
-  }
-  const [caller, responder] = opened as [NatsConnection, NatsConnection];
-  return {
-    name: "deno wsFactory",
-    caller: natsTransport(caller),
-    responder: natsTransport(responder),
-    ready: async () => {
-      await Promise.all([caller.flush(), responder.flush()]);
-    },
-    async [Symbol.asyncDispose]() {
-      await caller.close();
-      await responder.close();
-      await server.stop();
-    },
-  };
-}
-
-contractSuite("endpoint (deno wsFactory)", factoryFixture);
+contractSuite(
+  "endpoint (deno wsFactory)",
+  () => connectionFixture("deno wsFactory", (server) => connectWith(server)),
+);
 
 // The client's protocol handling, against a scripted peer.
 

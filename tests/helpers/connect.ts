@@ -1,54 +1,46 @@
 /**
- * Connects nats.ws in Deno tests without tripping the resource/op sanitizers.
- *
- * nats.ws' `close()` calls `WebSocket.close()` but resolves before the socket's closing
- * handshake finishes, so `deno test --sanitize-resources` reports the WebSocket as leaked.
- * {@linkcode connectWs} opens every socket through nats.ws' `wsFactory` hook, tracks it, and
- * makes `close()`, `closed()` and `drain()` resolve only once every tracked socket has fired
- * `close` (and any reconnect attempt still in flight has settled).
+ * Connects nats.ws (or `@nats-io/nats-core`) in Deno tests without tripping
+ * the resource/op sanitizers. nats.ws' `close()` resolves before the socket's
+ * closing handshake finishes, so `deno test --sanitize-resources` reports the
+ * WebSocket as leaked. Every socket is opened through a tracked `wsFactory`
+ * (Deno's own WebSocket by default, or `@seed/callbacks/deno`'s), and the
+ * connection's `close()`, `closed()` and `drain()` resolve only once every
+ * socket it opened has fired `close` and any reconnect still in flight has
+ * settled.
  *
  * @module
  */
-import { connect } from "nats.ws";
+import { connect, type ConnectionOptions, type NatsConnection } from "nats.ws";
 import { wsconnect } from "@nats-io/nats-core";
 import type { NatsConnection as CoreConnection } from "@nats-io/nats-core";
-import type { ConnectionOptions, NatsConnection } from "nats.ws";
+import type { WsFactory } from "../../deno.ts";
 
-/** How long to wait for the sockets' `close` events before failing loudly. */
 const SOCKET_CLOSE_TIMEOUT_MS = 10_000;
 
-/** Shape of nats.ws' (unexported) `WsSocketFactory` option. */
-type WsSocketFactory = (
-  url: string,
-  opts: ConnectionOptions,
-) => Promise<{ socket: WebSocket; encrypted: boolean }>;
-
-/** Internals of nats.ws' NatsConnectionImpl / ProtocolHandler used to settle reconnects. */
-interface ProtocolInternals {
-  protocol?: {
-    connectPromise?: Promise<void> | null;
-    heartbeats?: { cancel(): void };
-    transport?: { close(err?: Error): Promise<void> };
-  };
-}
-
-/** Tracks every WebSocket opened for one connection and a promise of its `close` event. */
-class SocketTracker {
+/** A factory wrapper that records every socket and a promise of its `close` event. */
+export class TrackedFactory {
+  readonly #inner: WsFactory;
   readonly #pending = new Set<Promise<void>>();
+  /** every socket opened so far, in order */
+  readonly sockets: WebSocket[] = [];
 
-  /** the `wsFactory` handed to nats.ws */
-  readonly factory: WsSocketFactory = (url) => {
-    const socket = new WebSocket(url);
-    socket.binaryType = "arraybuffer";
-    // addEventListener, not onclose: nats.ws assigns socket.onclose/onerror itself.
+  /** @param inner the factory whose sockets are tracked */
+  constructor(inner: WsFactory) {
+    this.#inner = inner;
+  }
+
+  /** the `wsFactory` to hand to the NATS client */
+  readonly factory: WsFactory = async (url, options) => {
+    const opened = await this.#inner(url, options);
+    const socket = opened.socket;
+    this.sockets.push(socket);
+    // addEventListener, not onclose: the NATS client assigns socket.onclose itself
     const closed = new Promise<void>((resolve) => {
       socket.addEventListener("close", () => resolve(), { once: true });
     });
     this.#pending.add(closed);
     closed.then(() => this.#pending.delete(closed));
-    // Resolve right away: nats.ws attaches its handlers to the still-connecting socket
-    // and reports open/error itself.
-    return Promise.resolve({ socket, encrypted: url.startsWith("wss:") });
+    return opened;
   };
 
   /** resolves when every socket opened so far has fired `close` */
@@ -61,10 +53,7 @@ class SocketTracker {
       try {
         const r = await Promise.race([Promise.all([...this.#pending]), timeout]);
         if (r === "timeout") {
-          throw new Error(
-            `connectWs: ${this.#pending.size} WebSocket(s) did not fire "close" within ` +
-              `${SOCKET_CLOSE_TIMEOUT_MS} ms after the connection closed`,
-          );
+          throw new Error(`${this.#pending.size} socket(s) did not fire "close" in time`);
         }
       } finally {
         clearTimeout(timer);
@@ -73,86 +62,90 @@ class SocketTracker {
   }
 }
 
-/**
- * After nats.ws reports the connection closed, a reconnect loop may still be sleeping or
- * dialing (nats.ws does not cancel it). Wait for it, then undo anything a dial that succeeded
- * after close() set up (heartbeat timer, open socket), and finally wait for all sockets.
- */
-async function settle(nc: NatsConnection, tracker: SocketTracker): Promise<void> {
-  const ph = (nc as unknown as ProtocolInternals).protocol;
-  // once closed, nats.ws starts no new dial loop, so awaiting the current one is enough
-  await ph?.connectPromise?.catch(() => {});
-  ph?.heartbeats?.cancel();
-  await ph?.transport?.close().catch(() => {});
-  await tracker.settled();
-}
-
-/**
- * Connects nats.ws to the server's websocket port; the returned connection's close() resolves
- * only after every WebSocket it opened (including ones from reconnects) has fired "close".
- * `closed()` and `drain()` are wrapped the same way. `options.servers` overrides the URL.
- */
-export function connectWs(
-  server: { wsUrl: string } | string,
-  options: Partial<ConnectionOptions> = {},
-): Promise<NatsConnection> {
-  return connectTracked(server, options, connect);
-}
-
-/**
- * The same as {@linkcode connectWs} with `@nats-io/nats-core`'s `wsconnect()`
- * (the maintained successor of nats.ws), for the tests that prove the library
- * works on it.
- */
-export function connectCore(
-  server: { wsUrl: string } | string,
-  options: Partial<ConnectionOptions> = {},
-): Promise<CoreConnection> {
-  return connectTracked(
-    server,
-    options,
-    wsconnect as unknown as typeof connect,
-  ) as unknown as Promise<CoreConnection>;
-}
-
-async function connectTracked(
-  server: { wsUrl: string } | string,
-  options: Partial<ConnectionOptions>,
-  connect: (options: ConnectionOptions) => Promise<NatsConnection>,
-): Promise<NatsConnection> {
-  const url = typeof server === "string" ? server : server.wsUrl;
-  const tracker = new SocketTracker();
-  const opts: ConnectionOptions & { wsFactory: WsSocketFactory } = {
-    servers: url,
-    ...options,
-    wsFactory: tracker.factory,
+/** Internals of the client's protocol handler used to settle a reconnect still in flight. */
+interface ProtocolInternals {
+  protocol?: {
+    connectPromise?: Promise<void> | null;
+    heartbeats?: { cancel(): void };
+    transport?: { close(err?: Error): Promise<void> };
   };
-  let nc: NatsConnection;
+}
+
+/** A connect function of nats.ws' shape (nats.ws `connect`, nats-core `wsconnect`). */
+export type ConnectFn<C> = (options: ConnectionOptions & { wsFactory: WsFactory }) => Promise<C>;
+
+/**
+ * Connects with `connectFn` through `tracked.factory`; the connection's
+ * `close()`/`closed()`/`drain()` resolve after all its sockets closed.
+ */
+export async function connectTracked<C = NatsConnection>(
+  tracked: TrackedFactory,
+  options: ConnectionOptions,
+  connectFn: ConnectFn<C> = connect as unknown as ConnectFn<C>,
+): Promise<C> {
+  let nc: C;
   try {
-    nc = await connect(opts);
+    nc = await connectFn({ ...options, wsFactory: tracked.factory });
   } catch (err) {
-    await tracker.settled();
+    await tracked.settled();
     throw err;
   }
-
+  const conn = nc as unknown as NatsConnection;
   let settling: Promise<void> | undefined;
-  const done = () => (settling ??= settle(nc, tracker));
-
-  const close = nc.close.bind(nc);
-  const closed = nc.closed.bind(nc);
-  const drain = nc.drain.bind(nc);
-  nc.close = async () => {
+  const done = () =>
+    settling ??= (async () => {
+      const ph = (nc as unknown as ProtocolInternals).protocol;
+      // once closed, the client starts no new dial loop: awaiting the current one is enough
+      await ph?.connectPromise?.catch(() => {});
+      ph?.heartbeats?.cancel();
+      await ph?.transport?.close().catch(() => {});
+      await tracked.settled();
+    })();
+  const close = conn.close.bind(conn);
+  const closed = conn.closed.bind(conn);
+  const drain = conn.drain.bind(conn);
+  conn.close = async () => {
     await close();
     await done();
   };
-  nc.closed = async () => {
+  conn.closed = async () => {
     const err = await closed();
     await done();
     return err;
   };
-  nc.drain = async () => {
+  conn.drain = async () => {
     await drain();
     await done();
   };
   return nc;
+}
+
+/** Deno's own WebSocket, as a `wsFactory`. */
+export const nativeWsFactory: WsFactory = (url) => {
+  const socket = new WebSocket(url);
+  socket.binaryType = "arraybuffer";
+  // Resolve at once: the client attaches its handlers to the connecting socket.
+  return Promise.resolve({ socket, encrypted: url.startsWith("wss:") });
+};
+
+/** Connects nats.ws to the server's websocket port with Deno's own WebSocket, tracked. */
+export function connectWs(
+  server: { wsUrl: string } | string,
+  options: Partial<ConnectionOptions> = {},
+): Promise<NatsConnection> {
+  const servers = typeof server === "string" ? server : server.wsUrl;
+  return connectTracked(new TrackedFactory(nativeWsFactory), { servers, ...options });
+}
+
+/** The same with `@nats-io/nats-core`'s `wsconnect()`, the maintained successor of nats.ws. */
+export function connectCore(
+  server: { wsUrl: string } | string,
+  options: Partial<ConnectionOptions> = {},
+): Promise<CoreConnection> {
+  const servers = typeof server === "string" ? server : server.wsUrl;
+  return connectTracked<CoreConnection>(
+    new TrackedFactory(nativeWsFactory),
+    { servers, ...options },
+    wsconnect as unknown as ConnectFn<CoreConnection>,
+  );
 }

@@ -7,7 +7,12 @@
  */
 
 import type { NatsConnection } from "nats.ws";
-import { memoryTransport, natsTransport, type Transport } from "../../mod.ts";
+import {
+  memoryTransport,
+  type NatsConnectionLike,
+  natsTransport,
+  type Transport,
+} from "../../mod.ts";
 import { connectWs } from "./connect.ts";
 import { type NatsServer, startNatsServer } from "./nats_server.ts";
 
@@ -29,45 +34,62 @@ export interface NatsFixtureOptions {
   config?: string;
 }
 
+/** What a fixture needs of a NATS connection (nats.ws or nats-core). */
+interface Connection {
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
 /** A NATS fixture with its server and raw connections. */
-export interface NatsFixture extends Fixture {
+export interface NatsFixture<C extends Connection = NatsConnection> extends Fixture {
   /** The server. */
   readonly server: NatsServer;
   /** The caller's raw connection. */
-  readonly callerNc: NatsConnection;
+  readonly callerNc: C;
   /** The responder's raw connection. */
-  readonly responderNc: NatsConnection;
+  readonly responderNc: C;
 }
 
-/** Starts a nats-server and opens two nats.ws connections to it. */
-export async function natsFixture(options: NatsFixtureOptions = {}): Promise<NatsFixture> {
+/**
+ * Starts a nats-server and opens two connections to it with `open`: the
+ * caller's and the responder's.
+ */
+export async function connectionFixture<C extends Connection>(
+  name: string,
+  open: (server: NatsServer) => Promise<C>,
+  options: NatsFixtureOptions = {},
+): Promise<NatsFixture<C>> {
   const server = await startNatsServer(options.config ? { config: options.config } : {});
-  let callerNc: NatsConnection | undefined;
+  const opened: C[] = [];
   try {
-    callerNc = await connectWs(server);
-    const responderNc = await connectWs(server);
-    const opened = callerNc;
-    return {
-      name: "nats",
-      server,
-      callerNc: opened,
-      responderNc,
-      caller: natsTransport(opened),
-      responder: natsTransport(responderNc),
-      ready: async () => {
-        await Promise.all([opened.flush(), responderNc.flush()]);
-      },
-      async [Symbol.asyncDispose]() {
-        await opened.close();
-        await responderNc.close();
-        await server.stop();
-      },
-    };
+    opened.push(await open(server), await open(server));
   } catch (error) {
-    await callerNc?.close();
+    for (const nc of opened) await nc.close();
     await server.stop();
     throw error;
   }
+  const [callerNc, responderNc] = opened as [C, C];
+  return {
+    name,
+    server,
+    callerNc,
+    responderNc,
+    caller: natsTransport(callerNc as unknown as NatsConnectionLike),
+    responder: natsTransport(responderNc as unknown as NatsConnectionLike),
+    ready: async () => {
+      await Promise.all([callerNc.flush(), responderNc.flush()]);
+    },
+    async [Symbol.asyncDispose]() {
+      await callerNc.close();
+      await responderNc.close();
+      await server.stop();
+    },
+  };
+}
+
+/** Starts a nats-server and opens two nats.ws connections to it. */
+export function natsFixture(options: NatsFixtureOptions = {}): Promise<NatsFixture> {
+  return connectionFixture("nats", (server) => connectWs(server), options);
 }
 
 /** An in-memory fixture: one bus, both sides. */
