@@ -3,7 +3,6 @@ import type { NatsConnection as CoreConnection } from "@nats-io/nats-core";
 import type { NatsConnection } from "nats.ws";
 import { assert, assertEquals, assertInstanceOf, assertRejects, assertThrows } from "@std/assert";
 import { createWsFactory, NoDelayWebSocket, type WsFactory, wsFactory } from "../deno.ts";
-import type { natsTransport } from "../mod.ts";
 import { type ConnectFn, connectTracked, TrackedFactory } from "./helpers/connect.ts";
 import { contractSuite } from "./helpers/contract_suite.ts";
 import { connectionFixture } from "./helpers/fixture.ts";
