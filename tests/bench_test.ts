@@ -1,0 +1,117 @@
+/**
+ * Smoke test of the benchmark: it runs end to end with tiny counts (`--quick`)
+ * and writes every section with finite numbers. No timing is asserted: the
+ * numbers are recorded by hand from a full `deno task bench`.
+ */
+import { assert, assertEquals } from "@std/assert";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+
+function assertFinite(value: unknown, where: string): void {
+  assert(
+    typeof value === "number" && Number.isFinite(value),
+    `${where} should be a finite number, got ${value}`,
+  );
+}
+
+Deno.test("bench - the benchmark runs end to end with tiny counts", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "bench-test-" });
+  try {
+    const json = `${dir}/out.json`;
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "bench/bench.ts", "--quick", "--json", json],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).output();
+    const out = new TextDecoder().decode(stdout);
+    assertEquals(code, 0, `${out}\n${new TextDecoder().decode(stderr)}`);
+    assert(out.includes("| measure |"), "prints the Markdown table");
+    assert((await Deno.readTextFile(`${dir}/out.md`)).includes("| measure |"), "writes the .md");
+
+    const r = JSON.parse(await Deno.readTextFile(json));
+    for (const key of ["date", "machine", "settings"]) assert(r[key], `has ${key}`);
+    for (const key of ["os", "arch", "deno", "natsServer", "natsWs"]) {
+      assert(typeof r.machine[key] === "string" && r.machine[key], `machine.${key}`);
+    }
+    assertFinite(r.machine.cpus, "machine.cpus");
+
+    assertEquals(
+      r.throughput.map((t: { case: string; inflight: number }) => `${t.case}@${t.inflight}`)
+        .filter((name: string) => /^(object|int|enum)@/.test(name)).sort(),
+      [
+        "enum@1",
+        "enum@100",
+        "enum@1000",
+        "int@1",
+        "int@100",
+        "int@1000",
+        "object@1",
+        "object@100",
+        "object@1000",
+      ],
+    );
+    for (const t of r.throughput) {
+      for (const key of ["libraryRps", "rawRps", "ratio"]) {
+        assertFinite(t[key], `throughput ${t.case}@${t.inflight}.${key}`);
+      }
+      assertEquals(t.errors, 0, `throughput ${t.case}@${t.inflight} had failed requests`);
+    }
+    for (const side of ["library", "raw"]) {
+      for (const key of ["p50", "p99", "mean"]) {
+        assertFinite(r.latency[side][key], `latency.${side}.${key}`);
+      }
+      assertFinite(r.memory[side].bytesPerPending, `memory.${side}.bytesPerPending`);
+      assertFinite(r.timeouts[side].wallMs, `timeouts.${side}.wallMs`);
+      assertEquals(r.timeouts[side].timedOut, r.timeouts.count, `every ${side} request timed out`);
+      assertEquals(r.timeouts[side].timersAfterSettle, 0, `no ${side} timer left after settle`);
+      assertEquals(r.timeouts[side].timersLiveAfterClose, 0, `no ${side} timer left after close`);
+    }
+    assertFinite(r.latency.ratioP50, "latency.ratioP50");
+    assertFinite(r.memory.ratio, "memory.ratio");
+    assertEquals(r.memory.library.pending, r.memory.count, "every library request was pending");
+    assertEquals(r.timeouts.library.pendingAfter, 0, "pending back to 0");
+    assertFinite(r.timeouts.ratio, "timeouts.ratio");
+    assertFinite(r.memoryTransport.rps, "memoryTransport.rps");
+    assertFinite(r.weight.minifiedBytes, "weight.minifiedBytes");
+    assertFinite(r.weight.gzipBytes, "weight.gzipBytes");
+
+    // The tiny sweep: 1 and 10 in flight × 100 B / 4 KB, four clients, the targets computed.
+    assert(out.includes("| body | in flight | native raw |"), "prints the sweep table");
+    assertEquals(
+      r.sweep.rows.map((row: { body: number; inflight: number }) => `${row.body}@${row.inflight}`),
+      ["100@1", "100@10", "4096@1", "4096@10"],
+    );
+    for (const row of r.sweep.rows) {
+      for (const key of ["nativeRaw", "nativeLib", "wsFactoryRaw", "wsFactoryLib"]) {
+        assertFinite(row[key], `sweep ${row.body}@${row.inflight}.${key}`);
+        assert(row[key] > 0, `sweep ${row.body}@${row.inflight}.${key} completed requests`);
+      }
+      assertEquals(row.errors, 0, `sweep ${row.body}@${row.inflight} had failed requests`);
+    }
+    assertEquals(
+      r.sweep.checks.map((c: { id: string; column: string; body: number | null }) =>
+        `${c.id}:${c.column}:${c.body}`
+      ).sort(),
+      [
+        "a:wsFactoryLib:100",
+        "a:wsFactoryLib:4096",
+        "a:wsFactoryRaw:100",
+        "a:wsFactoryRaw:4096",
+        "b:wsFactoryLib:100",
+        "b:wsFactoryLib:4096",
+        "b:wsFactoryRaw:100",
+        "b:wsFactoryRaw:4096",
+        "c:wsFactoryLib:null",
+        "c:wsFactoryRaw:null",
+      ],
+    );
+    for (const c of r.sweep.checks) {
+      assertFinite(c.ratio, `sweep check ${c.id} ${c.column} ratio`);
+      assertEquals(typeof c.pass, "boolean", `sweep check ${c.id} ${c.column} pass`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
