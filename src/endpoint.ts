@@ -5,7 +5,14 @@
  * @module
  */
 
-import type { Contract, HandledRequestOf, HandlerReplyOf, ReplyOf, RequestOf } from "./contract.ts";
+import {
+  assertSubject,
+  type Contract,
+  type HandledRequestOf,
+  type HandlerReplyOf,
+  type ReplyOf,
+  type RequestOf,
+} from "./contract.ts";
 import {
   ClosedError,
   DisconnectedError,
@@ -183,8 +190,9 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     this.#finish(entry, outcome, error);
     entry.reject(error);
   }, RECENT_LIMIT);
-  #held: PendingEntry[] = [];
+  readonly #held = new Set<PendingEntry>();
   #down: boolean;
+  #gone = false;
   #reconnectedAt = -Infinity;
   readonly #unwatch: (() => void) | undefined;
   readonly #registrations = new Set<Registration>();
@@ -300,6 +308,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
           `endpoint is closed: cannot send ${contract.subject}; create a new endpoint`,
         );
       }
+      if (this.#gone) throw closedConnection();
       if (this.#sendOnly) {
         throw new TypeError(
           "no reply inbox: a sendOnly endpoint cannot wait for replies; create the endpoint without sendOnly",
@@ -376,7 +385,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       // connection is back, within its deadline.
       entry.state = "held";
       entry.sent = outgoing;
-      this.#held.push(entry);
+      this.#held.add(entry);
       return promise;
     }
     // Keep what was sent only while a no-responders retry may be needed.
@@ -531,7 +540,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
     this.#unwatch?.();
-    this.#held = [];
+    this.#held.clear();
     for (const registration of [...this.#registrations]) registration.stop();
     this.#inbox?.subscription.unsubscribe();
     this.#inbox = undefined;
@@ -648,7 +657,10 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     if (result.ok) {
       this.#finish(entry, "reply", undefined);
       entry.resolve(result.value);
-      this.#runReplyHandlers(contract, result.value, id, false);
+      if (this.#replyHandlers.has(contract)) {
+        // After the callback: the caller's continuation is already queued.
+        queueMicrotask(() => this.#runReplyHandlers(contract, result.value, id, false));
+      }
     } else {
       this.#finish(entry, result.outcome, result.error);
       entry.reject(result.error);
@@ -665,20 +677,16 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     } else if (status === "reconnect") {
       this.#down = false;
       this.#reconnectedAt = performance.now();
-      const held = this.#held;
-      this.#held = [];
+      const held = [...this.#held];
+      this.#held.clear();
       for (const entry of held) {
-        if (this.#pending.get(entry.id) !== entry) continue; // settled while held
         entry.state = "sent";
         this.#resend(entry);
       }
     } else {
-      this.#down = true;
-      this.#held = [];
-      const error = new DisconnectedError(
-        "the NATS connection closed while the request waited: no reply can arrive; " +
-          "open a new connection and endpoint, and send again",
-      );
+      this.#down = this.#gone = true;
+      this.#held.clear();
+      const error = closedConnection();
       for (const id of this.#pending.ids()) this.#settle(id, "disconnected", error);
     }
     this.dispatchEvent(new ConnectionEvent(status));
@@ -697,7 +705,13 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     entry.attempts++;
     entry.retry = setTimeout(() => {
       entry.retry = undefined;
-      if (this.#pending.get(entry.id) === entry && !this.#down) this.#resend(entry);
+      if (this.#pending.get(entry.id) !== entry) return;
+      if (!this.#down) this.#resend(entry);
+      else if (!this.#gone) {
+        // The connection dropped again: the 503 proved nobody got it, so hold it.
+        entry.state = "held";
+        this.#held.add(entry);
+      }
     }, backoff);
     return true;
   }
@@ -724,7 +738,8 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     this.dispatchEvent(new LateReplyEvent(contract?.subject, { id }));
     if (contract === undefined || !this.#replyHandlers.has(contract)) return;
     const result = readReply(contract, message);
-    if (result.ok) this.#runReplyHandlers(contract, result.value, id, true);
+    // Queued like the first reply's handlers, so they run in arrival order.
+    if (result.ok) queueMicrotask(() => this.#runReplyHandlers(contract, result.value, id, true));
   }
 
   #runReplyHandlers(contract: Contract, value: unknown, id: string, late: boolean): void {
@@ -747,6 +762,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
   }
 
   #finish(entry: PendingEntry, outcome: Outcome, error: unknown): void {
+    this.#held.delete(entry);
     this.dispatchEvent(
       new SettleEvent(entry.contract.subject, {
         id: entry.id,
@@ -780,8 +796,13 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     // The signal (and its deadline timer) is made only for handlers that read it.
     let controller: AbortController | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let answered = false;
     const signal = (): AbortSignal => {
       if (controller) return controller.signal;
+      // Read after the handler returned: nothing waits on it any more.
+      if (answered) {
+        return AbortSignal.abort(new ClosedError(`the ${contract.subject} request was answered`));
+      }
       const made = controller = new AbortController();
       if (state.stopped) {
         made.abort(stopped(contract));
@@ -853,6 +874,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
         this.dispatchEvent(new EndpointErrorEvent(contract.subject, { error }));
       }
     } finally {
+      answered = true;
       if (timer !== undefined) clearTimeout(timer);
       if (controller) state.inFlight.delete(controller);
     }
@@ -891,6 +913,12 @@ interface ResponderState {
 
 const EMPTY = new Uint8Array();
 const MAX_TIMER = 2_147_483_647;
+
+function closedConnection(): DisconnectedError {
+  return new DisconnectedError(
+    "the NATS connection is closed: no reply can arrive; open a new connection and endpoint, and send again",
+  );
+}
 
 function stopped(contract: Contract): ClosedError {
   return new ClosedError(`the ${contract.subject} handler was stopped`);
@@ -935,21 +963,24 @@ function readReply(contract: Contract, message: TransportMessage): ReplyResult {
     };
   }
   if (message.status !== 0) {
-    return invalid(subject, `the reply carries NATS status ${message.status}`, []);
+    return invalid(subject, `the reply carries NATS status ${message.status}`);
   }
   const kind = message.header(KIND_HEADER);
   if (kind !== undefined && kind !== response.kind) {
     return invalid(
       subject,
       `the reply is of kind "${kind}", the contract expects "${response.kind}"`,
-      [],
     );
   }
   const decoded: Checked<unknown> = decodeResponse(response, decodeText(message.data));
   return decoded.ok ? decoded : invalid(subject, summarize(decoded.issues), decoded.issues);
 }
 
-function invalid(subject: string, why: string, issues: readonly Issue[]): ReplyResult {
+function invalid(
+  subject: string,
+  why: string,
+  issues: readonly Issue[] = [{ message: why }],
+): ReplyResult {
   return {
     ok: false,
     outcome: "invalid-reply",
@@ -981,9 +1012,10 @@ function checkTimeout(timeout: unknown, what: string): number {
 
 function checkContract(contract: unknown, where: string): asserts contract is Contract {
   const c = contract as Partial<Contract> | null;
-  if (typeof c !== "object" || c === null || typeof c.subject !== "string" || !c.response) {
+  if (typeof c !== "object" || c === null || !c.response) {
     throw new TypeError(`${where}() needs a contract made by defineRequest()`);
   }
+  assertSubject(c.subject, `${where}()`);
 }
 
 function randomToken(): string {

@@ -181,3 +181,19 @@ Deno.test("interop - a budget beyond what a timer holds means no early abort", a
   });
   assertEquals(text(reply.data), "1");
 });
+
+Deno.test("interop - close() leaves the caller's NATS connection open and its own subscriptions alone", async () => {
+  await using fx = await natsFixture();
+  const endpoint = new Endpoint(fx.caller);
+  endpoint.handle(CheckStock, () => 1);
+  const own = fx.callerNc.subscribe("app.own", { max: 1 });
+  await endpoint.close();
+  assertStrictEquals(fx.callerNc.isClosed(), false);
+  assertStrictEquals(own.isClosed(), false);
+  // The connection still carries the application's traffic.
+  fx.responderNc.subscribe("app.echo", { callback: (_err, msg) => msg.respond(msg.data) });
+  await fx.ready();
+  const reply = await fx.callerNc.request("app.echo", json("still open"), { timeout: 5_000 });
+  assertEquals(JSON.parse(text(reply.data)), "still open");
+  own.unsubscribe();
+});

@@ -198,3 +198,31 @@ Deno.test("malformed - a late reply that is malformed is only a late-reply event
   assertEquals(await late, "bad.obj");
   assertStrictEquals(caller.pending, 0);
 });
+
+Deno.test("malformed - a valid reply carrying __proto__ and constructor keys pollutes nothing", async () => {
+  const Loose = defineRequest({
+    subject: "bad.loose",
+    request: v.number(),
+    response: object(v.looseObject({ id: v.string(), n: v.number() })),
+  });
+  await using fx = await natsFixture();
+  await using caller = new Endpoint(fx.caller);
+  const body =
+    '{"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}},"id":"a","n":1}';
+  for (const subject of ["bad.obj", "bad.loose"]) {
+    fx.responderNc.subscribe(subject, {
+      callback: (_err, msg) => msg.respond(new TextEncoder().encode(body)),
+    });
+  }
+  await fx.ready();
+  const strict = await caller.request(Obj, 1);
+  assertEquals(strict, { id: "a", n: 1 });
+  assertStrictEquals(Object.getPrototypeOf(strict), Object.prototype);
+  const loose = await caller.request(Loose, 1);
+  assertStrictEquals(loose.id, "a");
+  assertStrictEquals(Object.getPrototypeOf(loose), Object.prototype);
+  assertStrictEquals((loose as { polluted?: unknown }).polluted, undefined);
+  assertStrictEquals(({} as { polluted?: unknown }).polluted, undefined);
+  assertStrictEquals(Object.hasOwn(Object.prototype, "polluted"), false);
+  assertStrictEquals(caller.pending, 0);
+});

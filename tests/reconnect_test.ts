@@ -20,6 +20,7 @@ import {
 } from "../mod.ts";
 import { connectWs } from "./helpers/connect.ts";
 import { startNatsServer } from "./helpers/nats_server.ts";
+import { raceTimeout } from "./helpers/process.ts";
 import { nextEvent, spy } from "./helpers/spy.ts";
 
 const CheckStock = defineRequest({
@@ -27,6 +28,18 @@ const CheckStock = defineRequest({
   request: v.object({ sku: v.string() }),
   response: int(),
 });
+
+/** Resolves with "reconnect" at the endpoint's next reconnect. */
+function reconnected(endpoint: Endpoint): Promise<string> {
+  return new Promise((resolve) => {
+    const listener = (event: ConnectionEvent) => {
+      if (event.status !== "reconnect") return;
+      endpoint.removeEventListener("connection", listener);
+      resolve(event.status);
+    };
+    endpoint.addEventListener("connection", listener);
+  });
+}
 
 function statuses(endpoint: Endpoint): string[] {
   const seen: string[] = [];
@@ -102,6 +115,89 @@ Deno.test("reconnect - a 503 just after a reconnect is retried until the respond
   assertStrictEquals(caller.pending, 0);
 });
 
+Deno.test("reconnect - a retry that falls into another outage is held, and sent when it is back", async () => {
+  const bus = memoryTransport();
+  await using responder = new Endpoint(bus);
+  await using caller = new Endpoint(bus, { timeout: 3_000 });
+  const seen = statuses(caller);
+  bus.disconnect();
+  const promise = caller.request(CheckStock, { sku: "abc" });
+  bus.reconnect(); // sent: nobody listens yet, so a 503 schedules a retry
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  bus.disconnect(); // the retry's timer fires while down
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  assertStrictEquals(caller.pending, 1);
+  responder.handle(CheckStock, ({ sku }) => sku.length);
+  bus.reconnect();
+  assertEquals(await promise, 3);
+  assertEquals(seen, ["disconnect", "reconnect", "disconnect", "reconnect"]);
+  assertStrictEquals(caller.pending, 0);
+});
+
+Deno.test("reconnect - requests held during an outage that abort or expire leave nothing behind", async () => {
+  const bus = memoryTransport();
+  const spied = spy(bus);
+  await using responder = new Endpoint(bus);
+  await using caller = new Endpoint(spied.transport);
+  responder.handle(CheckStock, () => 1);
+  bus.disconnect();
+  const cancel = new AbortController();
+  const aborted = caller.request(CheckStock, { sku: "a" }, { signal: cancel.signal });
+  const expired = caller.request(CheckStock, { sku: "b" }, { timeout: 20 });
+  const kept = caller.request(CheckStock, { sku: "c" }, { timeout: 5_000 });
+  cancel.abort(new Error("user cancelled"));
+  await assertRejects(() => aborted, Error, "user cancelled");
+  await assertRejects(() => expired, DisconnectedError, "nothing was sent");
+  assertStrictEquals(caller.pending, 1);
+  bus.reconnect();
+  assertEquals(await kept, 1);
+  // Only the request still waiting went out after the reconnect.
+  assertEquals(spied.published.map((p) => p.subject), ["stock.check"]);
+  assertStrictEquals(caller.pending, 0);
+});
+
+Deno.test("reconnect - nats-server killed with requests in flight: a reply after the restart settles, a lost one fails at its deadline", async () => {
+  await using server = await startNatsServer();
+  const options = { reconnectTimeWait: 50, maxReconnectAttempts: -1 } as const;
+  const callerNc = await connectWs(server, options);
+  const responderNc = await connectWs(server, options);
+  try {
+    await using responder = new Endpoint(natsTransport(responderNc));
+    await using caller = new Endpoint(natsTransport(callerNc));
+    const release = Promise.withResolvers<void>();
+    const started: string[] = [];
+    const bothStarted = Promise.withResolvers<void>();
+    responder.handle(CheckStock, async ({ sku }) => {
+      started.push(sku);
+      if (started.length === 2) bothStarted.resolve();
+      if (sku === "lost") return await new Promise<number>(() => {}); // never answers
+      await release.promise;
+      return sku.length;
+    });
+    await responderNc.flush();
+    const answered = caller.request(CheckStock, { sku: "abcde" }, { timeout: 10_000 });
+    const lost = caller.request(CheckStock, { sku: "lost" }, { timeout: 1_500 });
+    await bothStarted.promise;
+
+    const callerUp = reconnected(caller);
+    const responderUp = reconnected(responder);
+    await server.kill();
+    await server.restart();
+    assertEquals(await raceTimeout(Promise.all([callerUp, responderUp]), 10_000), [
+      "reconnect",
+      "reconnect",
+    ]);
+    await callerNc.flush(); // the caller's inbox subscription is back on the server
+    release.resolve(); // the handler answers only now, after the restart
+    assertEquals(await answered, 5);
+    await assertRejects(() => lost, DisconnectedError, "may or may not have been processed");
+    assertStrictEquals(caller.pending, 0);
+  } finally {
+    await callerNc.close();
+    await responderNc.close();
+  }
+});
+
 Deno.test("reconnect - nats-server killed and restarted: held requests go out, handlers keep answering", async () => {
   await using server = await startNatsServer();
   const options = { reconnectTimeWait: 50, maxReconnectAttempts: -1 } as const;
@@ -147,6 +243,14 @@ Deno.test("reconnect - closing the connection rejects everything pending with Di
     await nc.close();
     assertInstanceOf(await promise.catch((e) => e), DisconnectedError);
     assertEquals((await closed).status, "close");
+    assertStrictEquals(caller.pending, 0);
+    // Its inbox is open, but nothing can come back: a new request is refused at once
+    // (with the 20 s timeout, holding it would fail this assertion's message).
+    await assertRejects(
+      () => caller.request(CheckStock, { sku: "y" }),
+      DisconnectedError,
+      "the NATS connection is closed",
+    );
     assertStrictEquals(caller.pending, 0);
   } finally {
     await blackHole.close();

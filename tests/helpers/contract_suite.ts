@@ -281,10 +281,31 @@ export function contractSuite(label: string, makeFixture: () => Promise<Fixture>
     const event = await reported;
     assertInstanceOf(event, EndpointErrorEvent);
     assertMatch(String(event.error), /hunter2/);
-    // The responder keeps serving.
+    // The responder keeps serving, on the same subscription and on new ones.
+    const again = await assertRejects(() => caller.request(CheckStock, { sku: "y" }), RemoteError);
+    assertEquals(again.code, 500);
     responder.handle(Approve, () => "Approved");
     await fx.ready();
     assertEquals(await caller.request(Approve, { orderId: "o" }), "Approved");
+    assertStrictEquals(caller.pending, 0);
+  });
+
+  test("a handler that reads ctx.signal after answering gets an aborted signal, no timer", async (fx) => {
+    await using responder = new Endpoint(fx.responder);
+    await using caller = new Endpoint(fx.caller);
+    let kept: { readonly signal: AbortSignal } | undefined;
+    responder.handle(CheckStock, (_body, ctx) => {
+      kept = ctx;
+      return 1;
+    });
+    await fx.ready();
+    assertEquals(await caller.request(CheckStock, { sku: "x" }, { timeout: 60_000 }), 1);
+    // Read late: no controller joins the responder's in-flight set, no deadline timer
+    // starts (the sanitizers would report one), and the signal says it is over.
+    const signal = kept!.signal;
+    assert(signal.aborted);
+    assertInstanceOf(signal.reason, ClosedError);
+    assertMatch(signal.reason.message, /was answered/);
   });
 
   test("a handler's reply that breaks the contract answers 500 and is reported", async (fx) => {
@@ -348,7 +369,8 @@ export function contractSuite(label: string, makeFixture: () => Promise<Fixture>
         `invalid reply to ${contract.subject}`,
       );
       assertEquals((await settled).outcome, "invalid-reply", `${contract.subject} ${body}`);
-      if (!(KIND_HEADER in headers)) assert(error.issues.length > 0, body);
+      assert(error.issues.length > 0, `issues for ${contract.subject} ${body}`);
+      assertEquals(error.issues[0]!.message.length > 0, true);
     }
     assertStrictEquals(caller.pending, 0);
   });
@@ -558,7 +580,8 @@ export function contractSuite(label: string, makeFixture: () => Promise<Fixture>
     const reply = await caller.request(PlaceOrder, { sku: "x", qty: 1 });
     resolved = true;
     await bothSeen.promise;
-    assertEquals(seen[0], { orderId: reply.orderId, late: false, resolved: false });
+    // The caller's continuation ran first: onReply runs after the callback.
+    assertEquals(seen[0], { orderId: reply.orderId, late: false, resolved: true });
     assertEquals(seen[1]!.late, true);
     assert(seen[1]!.orderId !== reply.orderId);
     // @ts-expect-error: int contracts have no reply handlers
@@ -638,8 +661,34 @@ export function contractSuite(label: string, makeFixture: () => Promise<Fixture>
     }
     // @ts-expect-error: not a contract
     await assertRejects(() => caller.request({}, {}), TypeError, "defineRequest");
+    // A contract copied with a subject defineRequest would have refused.
+    for (const subject of ["stock check", "stock.*", "stock.>", "", "a..b"]) {
+      const forged = { ...CheckStock, subject };
+      await assertRejects(
+        () => caller.request(forged, { sku: "x" }),
+        TypeError,
+        "is not a NATS subject",
+      );
+      assertThrows(() => caller.handle(forged, () => 1), TypeError, "is not a NATS subject");
+    }
     assertEquals(spied.published, []);
+    assertEquals(spied.subscribed, []);
     assertStrictEquals(caller.pending, 0);
+  });
+
+  test("bad endpoint options are RangeError or TypeError", (fx) => {
+    for (const timeout of [0, -5, Number.NaN, Infinity, 2 ** 31]) {
+      assertThrows(() => new Endpoint(fx.caller, { timeout }), RangeError, "timeout");
+    }
+    for (const maxPending of [0, -1, Number.NaN]) {
+      assertThrows(() => new Endpoint(fx.caller, { maxPending }), RangeError, "maxPending");
+    }
+    for (const inboxPrefix of ["", "a b", "_INBOX.*", "_INBOX.>", "a..b", ".a", "a."]) {
+      assertThrows(() => new Endpoint(fx.caller, { inboxPrefix }), TypeError, "inboxPrefix");
+    }
+    // @ts-expect-error: not a transport
+    assertThrows(() => new Endpoint({}), TypeError, "needs a transport");
+    return Promise.resolve();
   });
 }
 
