@@ -9,7 +9,9 @@
  *   POST /orders/:id/approve    Approve     (enum)    200 { "orderId": "…", "decision": "Approved" }
  *
  * Errors: invalid request 400, no responders 503, timeout 504, remote error
- * 502 (with its code and description), invalid reply 502.
+ * 502 (with its code and description), invalid reply 502, NATS connection
+ * lost or closed 503 with `retry-after` ("messaging unavailable, retry"; a
+ * request in flight when it dropped may or may not have been processed).
  *
  *   deno run --allow-net --allow-env examples/gateway.ts --nats ws://127.0.0.1:8080
  *   NATS_URL=ws://127.0.0.1:8080 PORT=8000 deno run --allow-net --allow-env examples/gateway.ts
@@ -31,6 +33,7 @@ import { wsFactory } from "../deno.ts";
 import {
   ClosedError,
   defineRequest,
+  DisconnectedError,
   Endpoint,
   enumOf,
   int,
@@ -225,6 +228,14 @@ function errorResponse(error: unknown, signal: AbortSignal): Response {
   }
   if (error instanceof TimeoutError) {
     return json(504, { error: error.name, message: error.message });
+  }
+  if (error instanceof DisconnectedError) {
+    // NATS is down or this connection is closed: the gateway cannot deliver, a retry may.
+    return json(503, {
+      error: error.name,
+      message: "messaging unavailable, retry",
+      detail: error.message,
+    }, { "retry-after": "1" });
   }
   if (
     error instanceof NoRespondersError || error instanceof PendingLimitError ||

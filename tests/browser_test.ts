@@ -133,6 +133,8 @@ Deno.test("browser - Cancel aborts the slow request and the page shows the reaso
   assertEquals(await settled(f.page, "slow", "pending"), "waiting for the reply…");
   await f.page.page.click("#slow-cancel");
   assertEquals(await settled(f.page, "slow", "error"), "Error: cancelled by the user");
+  // the very object the page aborted with, not a new Error with the same message
+  assertEquals(await f.page.page.getAttribute("#slow", "data-same-reason"), "true");
   assertEquals(await f.page.page.isDisabled("#slow-cancel"), true);
   assertEquals(await f.page.page.isEnabled("#slow-start"), true);
   assertEquals(f.received.at(-1), 'reports.slow {"report":"yearly"}');

@@ -17,6 +17,8 @@ interface Fixture extends AsyncDisposable {
   gateway: Gateway;
   responder: Endpoint;
   responderNc: NatsConnection;
+  /** The gateway's connection (the fixture's: the gateway does not close it). */
+  gatewayNc: NatsConnection;
   /** Resolves the slow handler's pending replies. */
   release(): void;
   /** Resolves when the slow handler has a request. */
@@ -57,6 +59,7 @@ async function fixture(
     gateway,
     responder,
     responderNc,
+    gatewayNc,
     release: () => released.resolve(),
     slowStarted: started.promise,
     async [Symbol.asyncDispose]() {
@@ -202,6 +205,41 @@ Deno.test("gateway - a client that disconnects aborts its callback", async () =>
   f.release();
   await late;
   assertEquals(endpoint.pending, 0);
+});
+
+Deno.test("gateway - a closed NATS connection is 503 messaging unavailable", async () => {
+  await using f = await fixture();
+  const errors: unknown[][] = [];
+  const consoleError = console.error;
+  console.error = (...args: unknown[]) => void errors.push(args);
+  try {
+    const outcomes: string[] = [];
+    f.gateway.endpoint.addEventListener("settle", (e) => outcomes.push(e.outcome));
+
+    // in flight when the connection goes: no reply can arrive any more
+    const inFlight = fetch(new URL("/orders", f.gateway.url), post({ sku: "slow", qty: 1 }));
+    await f.slowStarted;
+    await f.gatewayNc.close();
+    const res = await inFlight;
+    assertEquals(res.status, 503);
+    assertEquals(res.headers.get("retry-after"), "1");
+    const body = await res.json();
+    assertEquals([body.error, body.message], ["DisconnectedError", "messaging unavailable, retry"]);
+    assertMatch(body.detail, /closed/);
+
+    // sent after it went: refused at once, the same way
+    const after = await call(f.gateway, "/stock/A-1");
+    assertEquals([after.status, after.body.error, after.body.message], [
+      503,
+      "DisconnectedError",
+      "messaging unavailable, retry",
+    ]);
+    assertEquals(outcomes, ["disconnected"]);
+    assertEquals(f.gateway.endpoint.pending, 0);
+  } finally {
+    console.error = consoleError;
+  }
+  assertEquals(errors, [], "the gateway logged it as an unexpected error");
 });
 
 Deno.test("gateway - shutdown closes its endpoint; callbacks still waiting answer 503", async () => {

@@ -19,26 +19,76 @@ const script = await bundle(new URL("../examples/worker/worker.ts", import.meta.
 interface Fixture extends AsyncDisposable {
   server: NatsServer;
   nc: NatsConnection;
-  /** answers CheckStock and PlaceOrder; nothing answers Approve */
+  /** answers CheckStock and PlaceOrder, and Approve unless the fixture says otherwise */
   responder: Endpoint;
   worker: Workerd;
   /** aborted once the slow handler's ctx.signal fired */
   slowAborted: Promise<void>;
+  /** resolves when the slow handler next receives a request */
+  nextSlow(): Promise<void>;
+  /** nats-server's monitoring URL (`http://127.0.0.1:<port>`) */
+  monitor: string;
+  /** open client connections before the worker made any (the responder's) */
+  baseline: number;
+  /**
+   * Fetches from the worker (see {@linkcode call}), then checks that the worker opened
+   * `connections` NATS connections for the request (1 for a route that reaches NATS, 0 for one
+   * refused before) and that each was closed again: the server's open count returns to the
+   * baseline and its closed count grows by `connections`, each closed by the client.
+   */
+  call(path: string, init?: RequestInit, connections?: number): ReturnType<typeof call>;
 }
 
-async function fixture(timeoutMs = 5_000): Promise<Fixture> {
-  const server = await startNatsServer();
+interface FixtureOptions {
+  /** the worker's TIMEOUT_MS binding */
+  timeoutMs?: number;
+  /** whether the responder answers Approve (false: nothing does) */
+  approve?: boolean;
+}
+
+/** How long the worker's NATS connection may take to show as closed on the server. */
+const CLOSE_DEADLINE_MS = 5_000;
+
+interface Connz {
+  num_connections: number;
+  total: number;
+  connections: { cid: number; reason?: string }[];
+}
+
+async function connz(monitor: string, state: "open" | "closed"): Promise<Connz> {
+  const res = await fetch(`${monitor}/connz?state=${state}&limit=10000`);
+  if (!res.ok) throw new Error(`/connz: ${res.status} ${await res.text()}`);
+  return await res.json() as Connz;
+}
+
+/** The monitoring URL nats-server wrote to its ports file (`http: "127.0.0.1:-1"` in the config). */
+async function monitorUrl(server: NatsServer): Promise<string> {
+  const ports = JSON.parse(
+    await Deno.readTextFile(`${server.dir}/nats-server_${server.pid}.ports`),
+  ) as { monitoring?: string[] };
+  const url = ports.monitoring?.[0];
+  assert(url, `no monitoring port in the ports file: ${JSON.stringify(ports)}`);
+  return url;
+}
+
+async function fixture(
+  { timeoutMs = 5_000, approve = true }: FixtureOptions = {},
+): Promise<Fixture> {
+  const server = await startNatsServer({ config: 'http: "127.0.0.1:-1"' });
   const stack = new AsyncDisposableStack();
   stack.defer(() => server.stop());
   try {
+    const monitor = await monitorUrl(server);
     const nc = await connectWs(server);
     stack.defer(() => nc.close());
     const responder = new Endpoint(natsTransport(nc));
     stack.defer(() => responder.close());
     let onSlowAbort!: () => void;
     const slowAborted = new Promise<void>((resolve) => onSlowAbort = resolve);
+    const slowWaiters: (() => void)[] = [];
     responder.handle(CheckStock, async ({ sku }, ctx) => {
       if (sku === "slow") {
+        for (const resolve of slowWaiters.splice(0)) resolve();
         await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
         onSlowAbort();
         return 0;
@@ -47,12 +97,47 @@ async function fixture(timeoutMs = 5_000): Promise<Fixture> {
       return sku === "A-1" ? 5 : 0;
     });
     responder.handle(PlaceOrder, ({ sku, qty }) => ({ orderId: `${sku}x${qty}`, eta: 2 }));
+    if (approve) {
+      responder.handle(
+        Approve,
+        ({ orderId }) => orderId.startsWith("o-") ? "Approved" : "Rejected",
+      );
+    }
     await nc.flush();
+    const baseline = (await connz(monitor, "open")).num_connections;
+    assertEquals(baseline, 1, "only the responder is connected");
     const worker = await startWorkerd({
       script,
       bindings: { NATS_URL: server.wsUrl, TIMEOUT_MS: String(timeoutMs) },
     });
     stack.defer(() => worker.stop());
+
+    const checkedCall = async (path: string, init: RequestInit = {}, connections = 1) => {
+      const before = await connz(monitor, "closed");
+      const closedBefore = before.total;
+      const known = new Set(before.connections.map((c) => c.cid));
+      const res = await call(worker, path, init);
+      // The worker awaits nc.close() before it answers, but the server notices the socket's
+      // close a moment later: poll, within a deadline.
+      const deadline = Date.now() + CLOSE_DEADLINE_MS;
+      while (true) {
+        const open = (await connz(monitor, "open")).num_connections;
+        const closed = await connz(monitor, "closed");
+        if (open === baseline && closed.total === closedBefore + connections) {
+          const reasons = closed.connections.filter((c) => !known.has(c.cid)).map((c) => c.reason);
+          assertEquals(reasons, Array(connections).fill("Client Closed"), `${path}: close reasons`);
+          return res;
+        }
+        if (Date.now() > deadline || closed.total > closedBefore + connections) {
+          throw new Error(
+            `${path}: expected ${baseline} open and ${closedBefore + connections} closed ` +
+              `connections, got ${open} open and ${closed.total} closed`,
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
+
     const owned = stack.move();
     return {
       server,
@@ -60,6 +145,10 @@ async function fixture(timeoutMs = 5_000): Promise<Fixture> {
       responder,
       worker,
       slowAborted,
+      nextSlow: () => new Promise<void>((resolve) => slowWaiters.push(resolve)),
+      monitor,
+      baseline,
+      call: checkedCall,
       [Symbol.asyncDispose]: () => owned.disposeAsync(),
     };
   } catch (err) {
@@ -98,33 +187,48 @@ function errorOf(body: unknown): { name: string; message: string; [key: string]:
 
 Deno.test("worker - GET /stock/:sku answers the int reply with 200", async () => {
   await using f = await fixture();
-  const ok = await call(f.worker, "/stock/A-1");
+  const ok = await f.call("/stock/A-1");
   assertEquals(ok, { status: 200, type: "application/json; charset=utf-8", body: { result: 5 } });
-  assertEquals((await call(f.worker, "/stock/B-2")).body, { result: 0 });
+  assertEquals((await f.call("/stock/B-2")).body, { result: 0 });
 });
 
 Deno.test("worker - POST /orders answers the object reply with 200", async () => {
   await using f = await fixture();
-  const res = await call(f.worker, "/orders", post(JSON.stringify({ sku: "A-1", qty: 3 })));
+  const res = await f.call("/orders", post(JSON.stringify({ sku: "A-1", qty: 3 })));
   assertEquals(res.status, 200);
   assertEquals(res.body, { result: { orderId: "A-1x3", eta: 2 } });
 });
 
-Deno.test("worker - a subject with no responder is 503 at once", async () => {
+Deno.test("worker - POST /orders/:id/approve answers the enum reply with 200", async () => {
   await using f = await fixture();
+  const approved = await f.call("/orders/o-1/approve", { method: "POST" });
+  assertEquals(approved, {
+    status: 200,
+    type: "application/json; charset=utf-8",
+    body: { result: "Approved" },
+  });
+  assertEquals((await f.call("/orders/x-1/approve", { method: "POST" })).body, {
+    result: "Rejected",
+  });
+});
+
+Deno.test("worker - a subject with no responder is 503 at once", async () => {
+  // a long TIMEOUT_MS, so an answer at the timeout cannot pass for one "at once"
+  await using f = await fixture({ timeoutMs: 30_000, approve: false });
   const started = Date.now();
-  const res = await call(f.worker, "/orders/o-1/approve", { method: "POST" });
+  const res = await f.call("/orders/o-1/approve", { method: "POST" });
+  const elapsed = Date.now() - started;
   assertEquals(res.status, 503);
   const error = errorOf(res.body);
   assertEquals(error.name, "NoRespondersError");
   assertMatch(error.message, new RegExp(Approve.subject.replace(".", "\\.")));
-  assert(Date.now() - started < 4_000, "503 came at the timeout, not at once");
+  assert(elapsed < 2_000, `503 after ${elapsed} ms: it waited instead of failing at once`);
 });
 
 Deno.test("worker - a slow handler past TIMEOUT_MS is 504 and its ctx.signal aborts", async () => {
-  await using f = await fixture(200);
+  await using f = await fixture({ timeoutMs: 200 });
   const started = Date.now();
-  const res = await call(f.worker, "/stock/slow");
+  const res = await f.call("/stock/slow");
   assertEquals(res.status, 504);
   const error = errorOf(res.body);
   assertEquals(error.name, "TimeoutError");
@@ -133,32 +237,42 @@ Deno.test("worker - a slow handler past TIMEOUT_MS is 504 and its ctx.signal abo
   await f.slowAborted; // the time budget travelled: the responder stopped waiting too
 
   // ?timeout= overrides the binding: the same handler, a longer budget, still 504
-  const again = await call(f.worker, "/stock/slow?timeout=300");
+  const again = await f.call("/stock/slow?timeout=300");
   assertEquals(again.status, 504);
   assertMatch(errorOf(again.body).message, /within 300 ms/);
 });
 
+Deno.test("worker - the NATS connection is open only while its request waits", async () => {
+  await using f = await fixture({ timeoutMs: 300 });
+  const slow = f.nextSlow();
+  const pending = f.call("/stock/slow");
+  await slow; // the request reached the responder: the worker's connection is open
+  assertEquals((await connz(f.monitor, "open")).num_connections, f.baseline + 1);
+  assertEquals((await pending).status, 504); // and f.call saw it closed afterwards
+});
+
 Deno.test("worker - an invalid body is 400 and nothing is sent", async () => {
   await using f = await fixture();
-  const wrong = await call(f.worker, "/orders", post(JSON.stringify({ sku: 1, qty: "2" })));
+  const wrong = await f.call("/orders", post(JSON.stringify({ sku: 1, qty: "2" })));
   assertEquals(wrong.status, 400);
   const error = errorOf(wrong.body);
   assertEquals(error.name, "InvalidRequestError");
   assertMatch(error.message, /invalid orders\.place request/);
   assert(Array.isArray(error.issues) && error.issues.length === 2, JSON.stringify(error));
 
-  const notJson = await call(f.worker, "/orders", post("{not json"));
+  // refused before the worker connects: no NATS connection at all
+  const notJson = await f.call("/orders", post("{not json"), 0);
   assertEquals(notJson.status, 400);
   assertEquals(errorOf(notJson.body).name, "BadRequest");
 
-  const badTimeout = await call(f.worker, "/stock/A-1?timeout=-5");
+  const badTimeout = await f.call("/stock/A-1?timeout=-5", {}, 0);
   assertEquals(badTimeout.status, 400);
   assertMatch(errorOf(badTimeout.body).message, /timeout/);
 });
 
 Deno.test("worker - a ReplyError from the responder is 502 with its code", async () => {
   await using f = await fixture();
-  const res = await call(f.worker, "/stock/Z-9");
+  const res = await f.call("/stock/Z-9");
   assertEquals(res.status, 502);
   const error = errorOf(res.body);
   assertEquals([error.name, error.code, error.description], ["RemoteError", 404, "unknown sku"]);
@@ -166,10 +280,25 @@ Deno.test("worker - a ReplyError from the responder is 502 with its code", async
 
 Deno.test("worker - unknown routes are 404, wrong methods 405", async () => {
   await using f = await fixture();
-  assertEquals((await call(f.worker, "/nope")).status, 404);
-  const wrongMethod = await call(f.worker, "/orders");
+  assertEquals((await f.call("/nope", {}, 0)).status, 404);
+  const wrongMethod = await f.call("/orders", {}, 0);
   assertEquals(wrongMethod.status, 405);
   assertEquals(errorOf(wrongMethod.body).name, "MethodNotAllowed");
+});
+
+Deno.test("worker - NATS going away while a request waits is 502 DisconnectedError", async () => {
+  await using f = await fixture({ timeoutMs: 30_000 });
+  const slow = f.nextSlow();
+  // not f.call: the server that would count the connections is about to go
+  const pending = call(f.worker, "/stock/slow");
+  await slow; // the request is in flight
+  await f.server.kill();
+  const res = await pending;
+  assertEquals(res.type, "application/json; charset=utf-8");
+  assertEquals(res.status, 502);
+  const error = errorOf(res.body);
+  assertEquals(error.name, "DisconnectedError");
+  assertMatch(error.message, /connection/);
 });
 
 Deno.test("worker - an unreachable NATS server is 502", async () => {

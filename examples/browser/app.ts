@@ -6,7 +6,10 @@
  * Cancel button aborts with an `AbortController`.
  *
  * Every result element carries `data-state`: `pending`, `ok` or `error` (`idle` for the slow
- * request before it is sent); an error shows as `name: message`.
+ * request before it is sent); an error shows as `name: message`. When the slow request fails,
+ * `#slow` also gets `data-same-reason`: `"true"` when the rejection is the very object the
+ * request was aborted with (`controller.signal.reason`, as the web platform does), else
+ * `"false"`.
  *
  * Bundle it for the browser with esbuild (format esm, nats.ws and valibot included):
  * `tests/helpers/browser.ts` shows how, `tests/browser_test.ts` runs it in Chromium.
@@ -67,13 +70,21 @@ function describe(err: unknown): string {
   return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }
 
-/** Shows what `reply` settles with in `#id`: the value as JSON, or the rejection. */
-async function showReply(id: string, reply: Promise<unknown>): Promise<boolean> {
+/**
+ * Shows what `reply` settles with in `#id`: the value as JSON, or the rejection (after
+ * `onError` saw it, so what it records is on the element once `data-state` says `error`).
+ */
+async function showReply(
+  id: string,
+  reply: Promise<unknown>,
+  onError?: (err: unknown) => void,
+): Promise<boolean> {
   show(id, "pending", "waiting for the reply…");
   try {
     show(id, "ok", JSON.stringify(await reply));
     return true;
   } catch (err) {
+    onError?.(err);
     show(id, "error", describe(err));
     return false;
   }
@@ -110,11 +121,19 @@ async function main(): Promise<void> {
     cancel.addEventListener("click", onCancel, { once: true });
     start.disabled = true;
     cancel.disabled = false;
+    const slow = element("slow");
+    delete slow.dataset.sameReason;
     await showReply(
       "slow",
       endpoint.request(Slow, { report: "yearly" }, {
         signal: controller.signal,
       }),
+      (err) => {
+        // An abort rejects with signal.reason itself, not a copy with the same message.
+        slow.dataset.sameReason = String(
+          controller.signal.aborted && err === controller.signal.reason,
+        );
+      },
     );
     cancel.removeEventListener("click", onCancel);
     cancel.disabled = true;

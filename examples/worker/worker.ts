@@ -7,8 +7,9 @@
  *   POST /orders/:id/approve    → Approve     (enum)   `{ "result": "Approved" }`
  *
  * Failures map to HTTP statuses: 504 timeout, 503 no responders, 400 invalid
- * request, 502 remote error, invalid reply or NATS unreachable; the body is
- * `{ "error": { "name", "message", … } }`.
+ * request, 502 remote error, invalid reply or NATS unreachable (`ConnectError`
+ * when the connection cannot be opened, `DisconnectedError` when it drops
+ * while the request waits); the body is `{ "error": { "name", "message", … } }`.
  *
  * Bindings: `NATS_URL` (a `ws://` or `wss://` NATS websocket URL, required)
  * and `TIMEOUT_MS` (optional; `?timeout=<ms>` overrides it per request).
@@ -25,6 +26,7 @@ import * as v from "valibot";
 import { connect, type NatsConnection } from "nats.ws";
 import {
   defineRequest,
+  DisconnectedError,
   Endpoint,
   enumOf,
   int,
@@ -141,6 +143,8 @@ function failure(err: unknown): Response {
     return problem(502, err.name, err.message, { code: err.code, description: err.description });
   }
   if (err instanceof InvalidReplyError) return problem(502, err.name, err.message);
+  // The connection dropped while the request waited: NATS is the unreachable upstream.
+  if (err instanceof DisconnectedError) return problem(502, err.name, err.message);
   throw err;
 }
 
