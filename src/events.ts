@@ -29,17 +29,15 @@ export type Outcome =
  */
 export class RequestEvent extends Event {
   /** The contract's subject. */
-  readonly subject: string;
+  declare readonly subject: string;
   /** The request's reply token (the last token of its reply subject). */
-  readonly id: string;
+  declare readonly id: string;
   /** The time budget it was sent with, in milliseconds. */
-  readonly timeout: number;
+  declare readonly timeout: number;
   /** Makes a RequestEvent. */
   constructor(subject: string, init: { id: string; timeout: number }) {
     super("request");
-    this.subject = subject;
-    this.id = init.id;
-    this.timeout = init.timeout;
+    Object.assign(this, init, { subject });
   }
 }
 
@@ -57,26 +55,22 @@ export class RequestEvent extends Event {
  */
 export class SettleEvent extends Event {
   /** The contract's subject. */
-  readonly subject: string;
+  declare readonly subject: string;
   /** The request's reply token. */
-  readonly id: string;
+  declare readonly id: string;
   /** How it settled. */
-  readonly outcome: Outcome;
+  declare readonly outcome: Outcome;
   /** Milliseconds from `request()` to settling. */
-  readonly duration: number;
+  declare readonly duration: number;
   /** The rejection, when the outcome is not `reply`. */
-  readonly error: unknown;
+  declare readonly error: unknown;
   /** Makes a SettleEvent. */
   constructor(
     subject: string,
     init: { id: string; outcome: Outcome; duration: number; error?: unknown },
   ) {
     super("settle");
-    this.subject = subject;
-    this.id = init.id;
-    this.outcome = init.outcome;
-    this.duration = init.duration;
-    this.error = init.error;
+    Object.assign(this, init, { subject });
   }
 }
 
@@ -96,14 +90,13 @@ export class SettleEvent extends Event {
  */
 export class LateReplyEvent extends Event {
   /** The contract's subject, `undefined` when the request is unknown to this endpoint. */
-  readonly subject: string | undefined;
+  declare readonly subject: string | undefined;
   /** The reply token the reply was addressed to. */
-  readonly id: string;
+  declare readonly id: string;
   /** Makes a LateReplyEvent. */
   constructor(subject: string | undefined, init: { id: string }) {
     super("late-reply");
-    this.subject = subject;
-    this.id = init.id;
+    Object.assign(this, init, { subject });
   }
 }
 
@@ -122,14 +115,13 @@ export class LateReplyEvent extends Event {
  */
 export class EndpointErrorEvent extends Event {
   /** The contract's subject. */
-  readonly subject: string;
+  declare readonly subject: string;
   /** What was thrown. */
-  readonly error: unknown;
+  declare readonly error: unknown;
   /** Makes an EndpointErrorEvent. */
   constructor(subject: string, init: { error: unknown }) {
     super("error");
-    this.subject = subject;
-    this.error = init.error;
+    Object.assign(this, init, { subject });
   }
 }
 
@@ -148,11 +140,11 @@ export class EndpointErrorEvent extends Event {
  */
 export class ConnectionEvent extends Event {
   /** What happened to the connection. */
-  readonly status: "disconnect" | "reconnect" | "close";
+  declare readonly status: "disconnect" | "reconnect" | "close";
   /** Makes a ConnectionEvent. */
   constructor(status: "disconnect" | "reconnect" | "close") {
     super("connection");
-    this.status = status;
+    Object.assign(this, { status });
   }
 }
 
