@@ -7,6 +7,7 @@ import {
   assertThrows,
 } from "@std/assert";
 import {
+  ClosedError,
   defineRequest,
   enumOf,
   int,
@@ -56,6 +57,26 @@ Deno.test("testing - replies can be computed from the request, and delayed", asy
   assertEquals(await stub.endpoint.request(Approve, { total: 500 }), "Rejected");
   assertEquals(await stub.endpoint.request(Approve, { total: 5 }), "Approved");
   assertEquals(await stub.endpoint.request(PlaceOrder, { sku: "x" }), { orderId: "o-x" });
+});
+
+Deno.test("testing - a delayed answer arrives after an undelayed one requested later", async () => {
+  await using stub = new CallbackStub();
+  stub.when(CheckStock, ({ sku }) => sku === "slow").reply(1, { delay: 30 })
+    .when(CheckStock, ({ sku }) => sku === "slow-fail").fail(new ReplyError(409, "later"), {
+      delay: 30,
+    })
+    .when(CheckStock).reply(2);
+  const order: string[] = [];
+  const settled = (name: string, promise: Promise<unknown>) =>
+    promise.then(() => order.push(name), () => order.push(name));
+  // Requested in this order: were `delay` ignored, they would settle in it too.
+  const slow = stub.endpoint.request(CheckStock, { sku: "slow" });
+  const slowFail = stub.endpoint.request(CheckStock, { sku: "slow-fail" });
+  const fast = stub.endpoint.request(CheckStock, { sku: "fast" });
+  await Promise.all([settled("slow", slow), settled("slow-fail", slowFail), settled("fast", fast)]);
+  assertEquals(order, ["fast", "slow", "slow-fail"]);
+  assertEquals([await slow, await fast], [1, 2]);
+  assertEquals((await assertRejects(() => slowFail, RemoteError)).code, 409);
 });
 
 Deno.test("testing - errors, no responders and silence reach the caller as over NATS", async () => {
@@ -137,5 +158,59 @@ Deno.test("testing - disposing cancels delayed answers; pending callbacks reject
   stub.when(CheckStock).reply(1, { delay: 60_000 });
   const promise = stub.endpoint.request(CheckStock, { sku: "x" });
   await stub[Symbol.asyncDispose]();
-  await assertRejects(() => promise, Error, "closed");
+  await assertRejects(() => promise, ClosedError);
+  assertStrictEquals(stub.endpoint.pending, 0);
+});
+
+Deno.test("testing - a matcher that throws answers 500 naming the rule; the exception is kept", async () => {
+  await using stub = new CallbackStub();
+  const boom = new TypeError("cannot read sku of undefined");
+  stub.when(Approve).reply("Approved")
+    .when(CheckStock, ({ sku }) => {
+      if (sku === "bad") throw boom;
+      return false;
+    }).reply(1)
+    .when(CheckStock).reply(2);
+  const error = await assertRejects(
+    () => stub.endpoint.request(CheckStock, { sku: "bad" }),
+    RemoteError,
+  );
+  assertEquals(error.code, 500);
+  assertEquals(
+    error.description,
+    "@seed/callbacks/testing: the matcher of rule 2 (when(stock.check)) threw: " +
+      "TypeError: cannot read sku of undefined; it is stub.requests[0].error",
+  );
+  // Recorded under the rule's contract, not as unmatched; later rules were not tried.
+  assertEquals(stub.requests.length, 1);
+  assertStrictEquals(stub.requests[0]!.error, boom);
+  assertStrictEquals(stub.requests[0]!.contract, CheckStock);
+  assertEquals(stub.bodiesOf(CheckStock), [{ sku: "bad" }]);
+  assertEquals(stub.unmatched, []);
+  // The matcher returning normally lets the next rule answer; nothing is recorded as an error.
+  assertEquals(await stub.endpoint.request(CheckStock, { sku: "ok" }), 2);
+  assertEquals("error" in stub.requests[1]!, false);
+  assertStrictEquals(stub.endpoint.pending, 0);
+});
+
+Deno.test("testing - a reply function that throws answers 500 naming the rule; a ReplyError is an answer", async () => {
+  await using stub = new CallbackStub();
+  const bug = new RangeError("no stock table");
+  stub.when(CheckStock, ({ sku }) => sku === "bug").reply(() => {
+    throw bug;
+  })
+    .when(CheckStock).reply(() => Promise.reject(new ReplyError(409, "busy")));
+  const error = await assertRejects(
+    () => stub.endpoint.request(CheckStock, { sku: "bug" }),
+    RemoteError,
+    "the reply function of rule 1 (when(stock.check)) threw: RangeError: no stock table",
+  );
+  assertEquals(error.code, 500);
+  assertStrictEquals(stub.requests[0]!.error, bug);
+  const busy = await assertRejects(
+    () => stub.endpoint.request(CheckStock, { sku: "x" }),
+    RemoteError,
+  );
+  assertEquals([busy.code, busy.description], [409, "busy"]);
+  assertEquals("error" in stub.requests[1]!, false);
 });

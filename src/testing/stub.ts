@@ -21,9 +21,22 @@ export interface RecordedRequest {
   readonly subject: string;
   /** The body, parsed from JSON (`undefined` if it was not JSON). */
   readonly body: unknown;
-  /** The contract of the rule that answered it, `undefined` when none matched. */
+  /**
+   * The contract of the rule that answered it (or whose matcher threw),
+   * `undefined` when none matched.
+   */
   readonly contract: Contract | undefined;
+  /**
+   * What the answering rule's matcher or reply function threw, when one did
+   * (a bug in the test, not an answer): the caller's request rejected with a
+   * `RemoteError` 500 that names the rule. Absent otherwise, and for a
+   * `ReplyError` a reply function throws on purpose.
+   */
+  readonly error?: unknown;
 }
+
+/** A recorded request while the stub may still attach the reply function's exception. */
+type Recording = { -readonly [K in keyof RecordedRequest]: RecordedRequest[K] };
 
 /** Options of a rule's answer. */
 export interface AnswerOptions {
@@ -55,6 +68,8 @@ type Answer =
   | { kind: "silence" };
 
 interface Rule {
+  /** 1-based, in the order of the when() calls, for messages. */
+  readonly number: number;
   readonly contract: Contract;
   readonly match: (body: never) => boolean;
   answer: Answer | undefined;
@@ -70,6 +85,15 @@ interface Rule {
  * answers; a request no rule matches is answered with error 501 (a
  * `RemoteError` whose description names the subject and body) and listed in
  * `unmatched`.
+ *
+ * A matcher or reply function that throws is a bug in the test, not an
+ * answer: the caller's request rejects with a `RemoteError` 500 whose
+ * description names the rule (its number, in `when()` order, and subject)
+ * and the exception, and the exception itself is kept as the recorded
+ * request's `error`. A throwing matcher stops the search (later rules are not
+ * tried) and its request is recorded in `requests` under that rule's
+ * contract, not in `unmatched`. A `ReplyError` thrown by a reply function is
+ * an answer, as from a real responder.
  *
  * @example Faking a stock service
  * ```ts
@@ -126,7 +150,10 @@ export class CallbackStub implements AsyncDisposable {
    * Adds a rule for a contract, tried after the rules added before it.
    *
    * @param contract The contract whose requests the rule answers.
-   * @param match Accepts the validated request body; absent: every request.
+   * @param match Accepts the validated request body; absent: every request. If
+   * it throws, the request is answered with a `RemoteError` 500 naming this
+   * rule, no later rule is tried, and the exception is the recorded request's
+   * `error`.
    * @returns What to answer with: `.reply()`, `.fail()`, `.noResponders()`, `.silence()`.
    *
    * @example Answering from the body
@@ -153,7 +180,12 @@ export class CallbackStub implements AsyncDisposable {
     if (typeof contract?.subject !== "string") {
       throw new TypeError("when() needs a contract made by defineRequest()");
     }
-    const rule: Rule = { contract, match: match ?? (() => true), answer: undefined };
+    const rule: Rule = {
+      number: this.#rules.length + 1,
+      contract,
+      match: match ?? (() => true),
+      answer: undefined,
+    };
     this.#rules.push(rule);
     const set = (answer: Answer): CallbackStub => {
       if (rule.answer) {
@@ -193,16 +225,35 @@ export class CallbackStub implements AsyncDisposable {
     const parsed = parseJson(decodeText(data));
     const body = parsed.ok ? parsed.value : undefined;
     let found: { rule: Rule; value: unknown } | undefined;
+    let thrown: { rule: Rule; error: unknown } | undefined;
     for (const rule of this.#rules) {
       if (rule.contract.subject !== subject || rule.answer === undefined) continue;
       const checked = checkSchema(rule.contract.request, body);
-      if (checked.ok && rule.match(checked.value as never)) {
+      if (!checked.ok) continue;
+      let matched: boolean;
+      try {
+        matched = rule.match(checked.value as never);
+      } catch (error) {
+        thrown = { rule, error };
+        break;
+      }
+      if (matched) {
         found = { rule, value: checked.value };
         break;
       }
     }
-    const recorded: RecordedRequest = { subject, body, contract: found?.rule.contract };
-    this.requests.push(recorded);
+    const recorded: Recording = {
+      subject,
+      body,
+      contract: (thrown ?? found)?.rule.contract,
+    };
+    const index = this.requests.push(recorded) - 1;
+    if (thrown !== undefined) {
+      recorded.error = thrown.error;
+      const why = `the matcher of ${ruleName(thrown.rule)} threw`;
+      this.#send(reply, "", errorHeaders(500, bugDescription(why, thrown.error, index)), 0);
+      return;
+    }
     if (found === undefined) {
       this.unmatched.push(recorded);
       const description = `@seed/callbacks/testing: no rule matches ${subject} ${
@@ -234,10 +285,13 @@ export class CallbackStub implements AsyncDisposable {
               ? await (answer.value as (body: unknown) => unknown)(value)
               : answer.value;
           } catch (error) {
-            const [code, why] = error instanceof ReplyError
-              ? [error.code, error.description]
-              : [500, `@seed/callbacks/testing: the rule's reply function threw: ${String(error)}`];
-            this.#send(reply, "", errorHeaders(code, why), 0);
+            if (error instanceof ReplyError) {
+              this.#send(reply, "", errorHeaders(error.code, error.description), 0);
+              return;
+            }
+            recorded.error = error;
+            const why = `the reply function of ${ruleName(rule)} threw`;
+            this.#send(reply, "", errorHeaders(500, bugDescription(why, error, index)), 0);
             return;
           }
           // Sent as it is: a value that breaks the contract makes the caller's
@@ -271,6 +325,23 @@ function delayOf(options: AnswerOptions): number {
     throw new RangeError(`delay must be a number of milliseconds, 0 or more, got ${delay}`);
   }
   return delay;
+}
+
+function ruleName(rule: Rule): string {
+  return `rule ${rule.number} (when(${rule.contract.subject}))`;
+}
+
+/** A one-line description of a bug in a rule, safe for a NATS header. */
+function bugDescription(why: string, error: unknown, index: number): string {
+  let text: string;
+  try {
+    text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  } catch {
+    text = "(unprintable)";
+  }
+  text = text.replace(/\s+/g, " ");
+  if (text.length > 200) text = `${text.slice(0, 197)}...`;
+  return `@seed/callbacks/testing: ${why}: ${text}; it is stub.requests[${index}].error`;
 }
 
 function describe(data: Uint8Array): string {
