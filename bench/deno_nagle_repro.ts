@@ -1,8 +1,9 @@
 /**
  * Reproduces the Deno WebSocket client's Nagle stall (docs/deno-websocket-nagle.md):
  * starts its own nats-server, then measures raw nats.ws `nc.request()` throughput
- * with Deno's built-in `WebSocket` and with `wsFactory` from `@seed/callbacks/deno`
- * (TCP_NODELAY on, one write per frame).
+ * with Deno's built-in `WebSocket`, with npm `ws` 8 (run through Deno's Node
+ * compatibility; it sets TCP_NODELAY) and with `wsFactory` from
+ * `@seed/callbacks/deno` (TCP_NODELAY on, one write per frame).
  *
  *     deno run --allow-all bench/deno_nagle_repro.ts [--seconds 0.5]
  *
@@ -10,12 +11,26 @@
  */
 
 import { connect, type NatsConnection } from "nats.ws";
-import { wsFactory } from "../deno.ts";
+// a bench-only comparison: kept out of deno.json's imports so nothing else can depend on it
+// deno-lint-ignore no-import-prefix
+import WebSocket from "npm:ws@8";
+import { type WsFactory, wsFactory } from "../deno.ts";
 import { startNatsServer } from "../tests/helpers/nats_server.ts";
 
+/** npm `ws` as a `wsFactory`, handed over while it connects as `deno.ts`' `wsFactory` does. */
+const npmWsFactory: WsFactory = (url) => {
+  const socket = new WebSocket(url);
+  socket.binaryType = "arraybuffer";
+  return Promise.resolve({
+    socket: socket as unknown as globalThis.WebSocket,
+    encrypted: url.startsWith("wss:"),
+  });
+};
+
 /** How each connection's sockets are made. */
-const CLIENTS: Record<string, { wsFactory?: typeof wsFactory }> = {
+const CLIENTS: Record<string, { wsFactory?: WsFactory }> = {
   "native WebSocket": {},
+  "npm:ws": { wsFactory: npmWsFactory },
   "wsFactory": { wsFactory },
 };
 

@@ -107,6 +107,18 @@ export function encodeFrame(
   return out;
 }
 
+/** What {@linkcode FrameDecoder.push} decoded from one chunk. */
+export interface Decoded {
+  /** the frames completed, in order, including those before a protocol error */
+  frames: Frame[];
+  /**
+   * the protocol violation that stopped decoding, or `undefined`; it comes
+   * after `frames` on the wire, and the decoder stays failed (every later
+   * push returns it again with no frames)
+   */
+  error: FrameError | undefined;
+}
+
 /**
  * Incremental decoder of server frames. Feed it what was read with
  * {@linkcode FrameDecoder.push}; it returns the frames completed so far.
@@ -123,15 +135,33 @@ export class FrameDecoder {
   #filled = 0;
   #fin = false;
   #opcode = 0;
+  #error: FrameError | undefined;
 
   /** @param maxPayload largest payload accepted in one frame */
   constructor(maxPayload: number) {
     this.#maxPayload = maxPayload;
   }
 
-  /** Consumes `chunk` (copied; the caller may reuse it) and returns the completed frames. */
-  push(chunk: Uint8Array): Frame[] {
+  /**
+   * Consumes `chunk` (copied; the caller may reuse it) and returns the
+   * frames it completed. A protocol violation does not throw: it ends the
+   * chunk's decoding and is returned as `error` after the frames decoded
+   * before it, so that the caller can act on those before failing the
+   * connection.
+   */
+  push(chunk: Uint8Array): Decoded {
     const frames: Frame[] = [];
+    if (this.#error) return { frames, error: this.#error };
+    try {
+      this.#decode(chunk, frames);
+    } catch (err) {
+      if (!(err instanceof FrameError)) throw err;
+      this.#error = err;
+    }
+    return { frames, error: this.#error };
+  }
+
+  #decode(chunk: Uint8Array, frames: Frame[]): void {
     let off = 0;
     while (off < chunk.length) {
       if (this.#payload === undefined) {
@@ -154,7 +184,6 @@ export class FrameDecoder {
       off += take;
       if (this.#filled === this.#payloadLen) frames.push(this.#complete());
     }
-    return frames;
   }
 
   /** true when the header is complete and the payload buffer allocated */

@@ -44,6 +44,31 @@ const DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024;
 const READ_BUFFER_BYTES = 64 * 1024;
 const MAX_REASON_BYTES = 123;
 
+/**
+ * How a {@linkcode NoDelayWebSocket} opens its TCP connection: `Deno.connect`.
+ * Internal (not exported by `deno.ts`): tests swap it with
+ * {@linkcode setTcpConnect} to observe the connection the socket uses.
+ */
+export type TcpConnect = (
+  options: Deno.ConnectOptions & { signal?: AbortSignal },
+) => Promise<Deno.TcpConn>;
+
+const denoConnect: TcpConnect = (options) => Deno.connect(options);
+let tcpConnect: TcpConnect = denoConnect;
+
+/**
+ * Internal, for tests: makes the sockets constructed from now on connect
+ * with `connect` instead of `Deno.connect` (`undefined` restores it). Returns
+ * a function that restores the previous one; call it in a `finally`.
+ */
+export function setTcpConnect(connect: TcpConnect | undefined): () => void {
+  const previous = tcpConnect;
+  tcpConnect = connect ?? denoConnect;
+  return () => {
+    tcpConnect = previous;
+  };
+}
+
 const encoder = new TextEncoder();
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -390,7 +415,7 @@ export class NoDelayWebSocket extends EventTarget implements WebSocket {
       const secure = target.protocol === "wss:";
       const hostname = target.hostname.replace(/^\[(.*)\]$/, "$1");
       const port = target.port ? Number(target.port) : secure ? 443 : 80;
-      const tcp = await Deno.connect({ hostname, port, signal: this.#abort.signal });
+      const tcp = await tcpConnect({ hostname, port, signal: this.#abort.signal });
       this.#conn = tcp;
       tcp.setNoDelay(true);
       this.#throwIfClosing();
@@ -440,7 +465,10 @@ export class NoDelayWebSocket extends EventTarget implements WebSocket {
   #onBytes(decoder: FrameDecoder, bytes: Uint8Array): void {
     if (bytes.length === 0 || this.#failure) return;
     try {
-      for (const frame of decoder.push(bytes)) this.#onFrame(frame);
+      // frames before a protocol error in the same read are still handled, then it fails
+      const { frames, error } = decoder.push(bytes);
+      for (const frame of frames) this.#onFrame(frame);
+      if (error) throw error;
     } catch (err) {
       // fail the WebSocket connection (RFC 6455 §7.1.7): tell the server why, then drop it
       this.#failure = err instanceof Error ? err : new Error(String(err));
