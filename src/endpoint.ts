@@ -469,7 +469,8 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
 
   /**
    * Registers a client-side handler for an object contract's replies: it runs
-   * after the callback's promise is resolved, and also for valid late replies
+   * after the callback (in a microtask queued once the caller's promise is
+   * resolved, so the caller's `await` continues first), and also for valid late replies
    * of requests this endpoint sent (after a timeout, or from a second
    * responder). Int and enum replies have no such handlers: late ones are
    * dropped quietly.
@@ -491,11 +492,14 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
    *   response: object(v.object({ orderId: v.string() })),
    * });
    * await using endpoint = new Endpoint(memoryTransport());
-   * const seen: string[] = [];
-   * endpoint.onReply(PlaceOrder, (reply, { late }) => seen.push(`${reply.orderId}${late ? " (late)" : ""}`));
+   * const audited = Promise.withResolvers<string>();
+   * using _audit = endpoint.onReply(PlaceOrder, (reply, { late }) => {
+   *   audited.resolve(`${reply.orderId}${late ? " (late)" : ""}`);
+   * });
    * endpoint.handle(PlaceOrder, ({ sku }) => ({ orderId: `o-${sku}` }));
-   * await endpoint.request(PlaceOrder, { sku: "A-1" });
-   * assert(seen[0] === "o-A-1");
+   * const order = await endpoint.request(PlaceOrder, { sku: "A-1" });
+   * // The handler runs after the callback: once the caller's code has the reply.
+   * assert((await audited.promise) === order.orderId);
    * ```
    */
   onReply<C extends Contract & { readonly response: ObjectResponse }>(
