@@ -2,7 +2,13 @@
  * Side-by-side benchmark of @seed/callbacks against raw nats.ws, in one run,
  * against one nats-server (websocket) and one responder connection.
  *
- *     deno task bench [--quick] [--sweep] [--rounds N] [--json path] [--ws-factory module]
+ *     deno task bench [--quick] [--sweep] [--rounds N] [--json path]
+ *     deno run -A bench/bench.ts [the same] [--ws-factory module]
+ *
+ * `deno task bench` runs every section but the sweep through `--ws-factory
+ * deno.ts` (the `wsFactory` Deno users should use); without `--ws-factory`
+ * they run over Deno's built-in WebSocket, whose Nagle stall then dominates
+ * 5 to 300 requests in flight for both clients.
  *
  * Every timing is reported as a ratio against raw nats.ws measured in the
  * same run (library/raw): the absolute numbers depend on the machine.

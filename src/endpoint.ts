@@ -389,7 +389,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       return promise;
     }
     // Keep what was sent only while a no-responders retry may be needed.
-    if (performance.now() - this.#reconnectedAt < RETRY_WINDOW) entry.sent = outgoing;
+    if (started - this.#reconnectedAt < RETRY_WINDOW) entry.sent = outgoing;
     try {
       this.#transport.publish(outgoing.subject, data, { reply: outgoing.reply, headers });
     } catch (error) {
