@@ -1,13 +1,17 @@
 import * as v from "valibot";
 import {
+  type ConnectionEvent,
   type Contract,
   defineRequest,
   Endpoint,
+  type EndpointErrorEvent,
   enumOf,
   int,
+  type LateReplyEvent,
   memoryTransport,
   object,
   type ReplyOf,
+  type RequestEvent,
   type RequestOf,
   type SettleEvent,
 } from "../mod.ts";
@@ -72,6 +76,35 @@ Deno.test("types - request bodies are the schema's input, handlers get its outpu
   endpoint.addEventListener("settle", (event) => {
     assertType<IsExact<typeof event, SettleEvent>>(true);
   });
+});
+
+Deno.test("types - every event name gives its listener the event's class", async () => {
+  await using endpoint = new Endpoint(memoryTransport());
+  endpoint.addEventListener("request", (event) => {
+    assertType<IsExact<typeof event, RequestEvent>>(true);
+    assertType<IsExact<typeof event.timeout, number>>(true);
+  });
+  endpoint.addEventListener("settle", (event) => {
+    assertType<IsExact<typeof event.outcome, SettleEvent["outcome"]>>(true);
+  });
+  endpoint.addEventListener("late-reply", (event) => {
+    assertType<IsExact<typeof event, LateReplyEvent>>(true);
+    assertType<IsExact<typeof event.subject, string | undefined>>(true);
+  });
+  endpoint.addEventListener("error", (event) => {
+    assertType<IsExact<typeof event, EndpointErrorEvent>>(true);
+  });
+  endpoint.addEventListener("connection", (event) => {
+    assertType<IsExact<typeof event, ConnectionEvent>>(true);
+    assertType<IsExact<typeof event.status, "disconnect" | "reconnect" | "close">>(true);
+  });
+  const listener = { handleEvent: (event: LateReplyEvent) => void event.id };
+  endpoint.addEventListener("late-reply", listener);
+  endpoint.removeEventListener("late-reply", listener);
+  // @ts-expect-error: a request listener does not get a SettleEvent
+  endpoint.addEventListener("request", (_event: SettleEvent) => {});
+  // Other names still take plain listeners.
+  endpoint.addEventListener("custom", (event) => assertType<IsExact<typeof event, Event>>(true));
 });
 
 Deno.test("types - a contract is assignable to the general Contract type", () => {
