@@ -65,11 +65,15 @@ Deno.test("load - a bounded soak returns the heap to its baseline", async () => 
       `${(result.baseline / 2 ** 20).toFixed(1)} MiB before, ${
         (result.peak / 2 ** 20).toFixed(1)
       } MiB peak, ` +
-      `${(result.after / 2 ** 20).toFixed(1)} MiB after`,
+      `${(result.after / 2 ** 20).toFixed(1)} MiB after; ${result.timeouts} timeouts, ` +
+      `${result.aborts} aborts`,
   );
   assert(result.requests > 1000, `only ${result.requests} requests`);
   assertEquals(result.pending, 0);
   assertEquals(result.errors, 0);
+  // One in 20 timed out and one in 20 was aborted, each with its own error.
+  assertEquals(result.timeouts, Math.floor(result.requests / 20));
+  assertEquals(result.aborts, Math.floor((result.requests + 10) / 20));
   // Back to baseline: within 5 MiB of it once everything settled and GC ran.
   assert(result.after - result.baseline < 5 * 2 ** 20, JSON.stringify(result));
 });
