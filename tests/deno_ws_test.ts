@@ -108,6 +108,16 @@ interface ConnSpy {
   restore(): void;
 }
 
+/** Runs `open` with {@linkcode spyTcp} on: the sockets it constructs are spied. */
+async function whileSpied<T>(open: () => Promise<T>): Promise<[T, ConnSpy]> {
+  const spy = spyTcp();
+  try {
+    return [await open(), spy];
+  } finally {
+    spy.restore();
+  }
+}
+
 /** Makes the sockets constructed until `restore()` record what they do to their TCP connection. */
 function spyTcp(): ConnSpy {
   const log: string[] = [];
@@ -183,13 +193,7 @@ Deno.test("deno - wsFactory connects over wss:// with caCerts", async () => {
     const tracked = new TrackedFactory(
       createWsFactory({ caCerts: [await Deno.readTextFile(cert)] }),
     );
-    const spy = spyTcp();
-    let nc: NatsConnection;
-    try {
-      nc = await connectTracked(tracked, { servers: url });
-    } finally {
-      spy.restore();
-    }
+    const [nc, spy] = await whileSpied(() => connectTracked(tracked, { servers: url }));
     try {
       // under TLS too, the TCP connection has no-delay on before anything is sent
       assertEquals(spy.log, ["noDelay:true"]);
@@ -336,13 +340,7 @@ async function closeWith(ws: WebSocket, conn: PeerConn): Promise<CloseEvent> {
 
 Deno.test("deno - wsFactory's socket turns TCP_NODELAY on before it writes anything", async () => {
   const peer = startWsPeer();
-  const spy = spyTcp();
-  let socket: WebSocket;
-  try {
-    ({ socket } = await wsFactory(peer.url));
-  } finally {
-    spy.restore();
-  }
+  const [{ socket }, spy] = await whileSpied(() => wsFactory(peer.url));
   const conn = await peer.accepted;
   try {
     await nextEvent(socket, "open");
@@ -358,13 +356,7 @@ Deno.test("deno - wsFactory's socket turns TCP_NODELAY on before it writes anyth
 
 Deno.test("deno - wsFactory's socket writes one 4 KB send() in exactly one write", async () => {
   const peer = startWsPeer();
-  const spy = spyTcp();
-  let socket: WebSocket;
-  try {
-    ({ socket } = await wsFactory(peer.url));
-  } finally {
-    spy.restore();
-  }
+  const [{ socket }, spy] = await whileSpied(() => wsFactory(peer.url));
   const conn = await peer.accepted;
   try {
     await nextEvent(socket, "open");

@@ -29,6 +29,24 @@ const CheckStock = defineRequest({
   response: int(),
 });
 
+/** A nats-server and two connections to it (caller's, responder's) that reconnect at once. */
+async function restartable() {
+  const server = await startNatsServer();
+  const options = { reconnectTimeWait: 50, maxReconnectAttempts: -1 } as const;
+  const callerNc = await connectWs(server, options);
+  const responderNc = await connectWs(server, options);
+  return {
+    server,
+    callerNc,
+    responderNc,
+    async [Symbol.asyncDispose]() {
+      await callerNc.close();
+      await responderNc.close();
+      await server[Symbol.asyncDispose]();
+    },
+  };
+}
+
 /** Resolves with "reconnect" at the endpoint's next reconnect. */
 function reconnected(endpoint: Endpoint): Promise<string> {
   return new Promise((resolve) => {
@@ -157,77 +175,63 @@ Deno.test("reconnect - requests held during an outage that abort or expire leave
 });
 
 Deno.test("reconnect - nats-server killed with requests in flight: a reply after the restart settles, a lost one fails at its deadline", async () => {
-  await using server = await startNatsServer();
-  const options = { reconnectTimeWait: 50, maxReconnectAttempts: -1 } as const;
-  const callerNc = await connectWs(server, options);
-  const responderNc = await connectWs(server, options);
-  try {
-    await using responder = new Endpoint(natsTransport(responderNc));
-    await using caller = new Endpoint(natsTransport(callerNc));
-    const release = Promise.withResolvers<void>();
-    const started: string[] = [];
-    const bothStarted = Promise.withResolvers<void>();
-    responder.handle(CheckStock, async ({ sku }) => {
-      started.push(sku);
-      if (started.length === 2) bothStarted.resolve();
-      if (sku === "lost") return await new Promise<number>(() => {}); // never answers
-      await release.promise;
-      return sku.length;
-    });
-    await responderNc.flush();
-    const answered = caller.request(CheckStock, { sku: "abcde" }, { timeout: 10_000 });
-    const lost = caller.request(CheckStock, { sku: "lost" }, { timeout: 1_500 });
-    await bothStarted.promise;
+  await using fx = await restartable();
+  const { server, callerNc, responderNc } = fx;
+  await using responder = new Endpoint(natsTransport(responderNc));
+  await using caller = new Endpoint(natsTransport(callerNc));
+  const release = Promise.withResolvers<void>();
+  const started: string[] = [];
+  const bothStarted = Promise.withResolvers<void>();
+  responder.handle(CheckStock, async ({ sku }) => {
+    started.push(sku);
+    if (started.length === 2) bothStarted.resolve();
+    if (sku === "lost") return await new Promise<number>(() => {}); // never answers
+    await release.promise;
+    return sku.length;
+  });
+  await responderNc.flush();
+  const answered = caller.request(CheckStock, { sku: "abcde" }, { timeout: 10_000 });
+  const lost = caller.request(CheckStock, { sku: "lost" }, { timeout: 1_500 });
+  await bothStarted.promise;
 
-    const callerUp = reconnected(caller);
-    const responderUp = reconnected(responder);
-    await server.kill();
-    await server.restart();
-    assertEquals(await raceTimeout(Promise.all([callerUp, responderUp]), 10_000), [
-      "reconnect",
-      "reconnect",
-    ]);
-    await callerNc.flush(); // the caller's inbox subscription is back on the server
-    release.resolve(); // the handler answers only now, after the restart
-    assertEquals(await answered, 5);
-    await assertRejects(() => lost, DisconnectedError, "may or may not have been processed");
-    assertStrictEquals(caller.pending, 0);
-  } finally {
-    await callerNc.close();
-    await responderNc.close();
-  }
+  const callerUp = reconnected(caller);
+  const responderUp = reconnected(responder);
+  await server.kill();
+  await server.restart();
+  assertEquals(await raceTimeout(Promise.all([callerUp, responderUp]), 10_000), [
+    "reconnect",
+    "reconnect",
+  ]);
+  await callerNc.flush(); // the caller's inbox subscription is back on the server
+  release.resolve(); // the handler answers only now, after the restart
+  assertEquals(await answered, 5);
+  await assertRejects(() => lost, DisconnectedError, "may or may not have been processed");
+  assertStrictEquals(caller.pending, 0);
 });
 
 Deno.test("reconnect - nats-server killed and restarted: held requests go out, handlers keep answering", async () => {
-  await using server = await startNatsServer();
-  const options = { reconnectTimeWait: 50, maxReconnectAttempts: -1 } as const;
-  const callerNc = await connectWs(server, options);
-  const responderNc = await connectWs(server, options);
-  try {
-    await using responder = new Endpoint(natsTransport(responderNc));
-    await using caller = new Endpoint(natsTransport(callerNc), { timeout: 10_000 });
-    responder.handle(CheckStock, ({ sku }) => sku.length);
-    await responderNc.flush();
-    assertEquals(await caller.request(CheckStock, { sku: "ab" }), 2);
+  await using fx = await restartable();
+  const { server, callerNc, responderNc } = fx;
+  await using responder = new Endpoint(natsTransport(responderNc));
+  await using caller = new Endpoint(natsTransport(callerNc), { timeout: 10_000 });
+  responder.handle(CheckStock, ({ sku }) => sku.length);
+  await responderNc.flush();
+  assertEquals(await caller.request(CheckStock, { sku: "ab" }), 2);
 
-    const seen = statuses(caller);
-    const down = nextEvent<ConnectionEvent>(caller, "connection");
-    await server.kill();
-    assertEquals((await down).status, "disconnect");
-    const held = caller.request(CheckStock, { sku: "abc" });
-    const short = caller.request(CheckStock, { sku: "x" }, { timeout: 50 });
-    await assertRejects(() => short, DisconnectedError, "was down");
-    const up = nextEvent<ConnectionEvent>(caller, "connection");
-    await server.restart();
-    assertEquals((await up).status, "reconnect");
-    assertEquals(await held, 3, "held while down, answered after the restart");
-    assertEquals(await caller.request(CheckStock, { sku: "abcd" }), 4);
-    assertEquals(seen, ["disconnect", "reconnect"]);
-    assertStrictEquals(caller.pending, 0);
-  } finally {
-    await callerNc.close();
-    await responderNc.close();
-  }
+  const seen = statuses(caller);
+  const down = nextEvent<ConnectionEvent>(caller, "connection");
+  await server.kill();
+  assertEquals((await down).status, "disconnect");
+  const held = caller.request(CheckStock, { sku: "abc" });
+  const short = caller.request(CheckStock, { sku: "x" }, { timeout: 50 });
+  await assertRejects(() => short, DisconnectedError, "was down");
+  const up = nextEvent<ConnectionEvent>(caller, "connection");
+  await server.restart();
+  assertEquals((await up).status, "reconnect");
+  assertEquals(await held, 3, "held while down, answered after the restart");
+  assertEquals(await caller.request(CheckStock, { sku: "abcd" }), 4);
+  assertEquals(seen, ["disconnect", "reconnect"]);
+  assertStrictEquals(caller.pending, 0);
 });
 
 Deno.test("reconnect - closing the connection rejects everything pending with DisconnectedError at once", async () => {
