@@ -1,12 +1,12 @@
 import { assertEquals, assertMatch } from "@std/assert";
 import { startNatsServer } from "./helpers/nats_server.ts";
 
-async function runQuickstart(args: string[]): Promise<string> {
+async function runQuickstart(args: string[], env: Record<string, string> = {}): Promise<string> {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-net", "--allow-env", "examples/quickstart.ts", ...args],
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...env },
   }).output();
   const out = new TextDecoder().decode(stdout);
   assertEquals(code, 0, new TextDecoder().decode(stderr));
@@ -39,6 +39,13 @@ Deno.test("examples - quickstart runs in memory by default", async () => {
 Deno.test("examples - quickstart runs against nats-server with --nats", async () => {
   await using server = await startNatsServer();
   const out = await runQuickstart(["--nats", server.wsUrl]);
+  assertMatch(out, /transport: NATS at ws:\/\/127\.0\.0\.1:\d+/);
+  assertQuickstart(out);
+});
+
+Deno.test("examples - quickstart takes the server from NATS_URL", async () => {
+  await using server = await startNatsServer();
+  const out = await runQuickstart([], { NATS_URL: server.wsUrl });
   assertMatch(out, /transport: NATS at ws:\/\/127\.0\.0\.1:\d+/);
   assertQuickstart(out);
 });
