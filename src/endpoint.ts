@@ -661,10 +661,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     if (result.ok) {
       this.#finish(entry, "reply", undefined);
       entry.resolve(result.value);
-      if (this.#replyHandlers.has(contract)) {
-        // After the callback: the caller's continuation is already queued.
-        queueMicrotask(() => this.#runReplyHandlers(contract, result.value, id, false));
-      }
+      this.#queueReplyHandlers(contract, result.value, id, false);
     } else {
       this.#finish(entry, result.outcome, result.error);
       entry.reject(result.error);
@@ -684,6 +681,8 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       const held = [...this.#held];
       this.#held.clear();
       for (const entry of held) {
+        // An earlier resend's event listener may have settled it (abort, close).
+        if (this.#pending.get(entry.id) !== entry) continue;
         entry.state = "sent";
         this.#resend(entry);
       }
@@ -742,16 +741,31 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     this.dispatchEvent(new LateReplyEvent(contract?.subject, { id }));
     if (contract === undefined || !this.#replyHandlers.has(contract)) return;
     const result = readReply(contract, message);
-    // Queued like the first reply's handlers, so they run in arrival order.
-    if (result.ok) queueMicrotask(() => this.#runReplyHandlers(contract, result.value, id, true));
+    if (result.ok) this.#queueReplyHandlers(contract, result.value, id, true);
   }
 
-  #runReplyHandlers(contract: Contract, value: unknown, id: string, late: boolean): void {
-    const handlers = this.#replyHandlers.get(contract);
-    if (handlers === undefined) return;
+  /**
+   * Runs the reply handlers registered when the reply arrived, after the callback: in a
+   * microtask, so the caller's continuation (queued by `resolve`) runs first, and replies'
+   * handlers run in arrival order. A handler stopped (or an endpoint closed) by the caller's
+   * continuation still sees the reply it was registered for.
+   */
+  #queueReplyHandlers(contract: Contract, value: unknown, id: string, late: boolean): void {
+    const registered = this.#replyHandlers.get(contract);
+    if (registered === undefined) return;
+    const handlers = [...registered];
+    queueMicrotask(() => this.#runReplyHandlers(contract, handlers, value, { id, late }));
+  }
+
+  #runReplyHandlers(
+    contract: Contract,
+    handlers: readonly ReplyHandler<Contract>[],
+    value: unknown,
+    info: { readonly id: string; readonly late: boolean },
+  ): void {
     for (const handler of handlers) {
       try {
-        handler(value as never, { id, late });
+        handler(value as never, info);
       } catch (error) {
         this.dispatchEvent(new EndpointErrorEvent(contract.subject, { error }));
       }

@@ -174,6 +174,26 @@ Deno.test("reconnect - requests held during an outage that abort or expire leave
   assertStrictEquals(caller.pending, 0);
 });
 
+Deno.test("reconnect - a listener that settles a held request while the others are sent breaks nothing", async () => {
+  const bus = memoryTransport();
+  await using responder = new Endpoint(bus);
+  await using caller = new Endpoint(bus);
+  responder.handle(CheckStock, ({ sku }) => sku.length);
+  const seen = statuses(caller);
+  bus.disconnect();
+  const cancel = new AbortController();
+  const first = caller.request(CheckStock, { sku: "a" });
+  const second = caller.request(CheckStock, { sku: "bb" }, { signal: cancel.signal });
+  const third = caller.request(CheckStock, { sku: "ccc" });
+  // The first resend's request event aborts the second, still held, request.
+  caller.addEventListener("request", () => cancel.abort(new Error("cancelled")), { once: true });
+  bus.reconnect();
+  await assertRejects(() => second, Error, "cancelled");
+  assertEquals([await first, await third], [1, 3]);
+  assertEquals(seen, ["disconnect", "reconnect"]);
+  assertStrictEquals(caller.pending, 0);
+});
+
 Deno.test("reconnect - nats-server killed with requests in flight: a reply after the restart settles, a lost one fails at its deadline", async () => {
   await using fx = await restartable();
   const { server, callerNc, responderNc } = fx;

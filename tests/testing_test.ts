@@ -214,3 +214,38 @@ Deno.test("testing - a reply function that throws answers 500 naming the rule; a
   assertEquals([busy.code, busy.description], [409, "busy"]);
   assertEquals("error" in stub.requests[1]!, false);
 });
+
+Deno.test("testing - a ReplyError from a reply function carries its data, as from a real responder", async () => {
+  await using stub = new CallbackStub();
+  stub.when(CheckStock).reply(() => {
+    throw new ReplyError(409, "conflict", { data: { why: "reserved" } });
+  });
+  const error = await assertRejects(
+    () => stub.endpoint.request(CheckStock, { sku: "x" }),
+    RemoteError,
+  );
+  assertEquals([error.code, error.description, error.data], [409, "conflict", { why: "reserved" }]);
+});
+
+Deno.test("testing - a reply that cannot be encoded answers 500 naming the rule, not a crash", async () => {
+  await using stub = new CallbackStub();
+  stub.when(PlaceOrder).reply(() => ({ orderId: 1n }) as unknown as { orderId: string })
+    .when(CheckStock).reply(() => {
+      throw new ReplyError(409, "conflict", { data: { n: 2n } });
+    });
+  const error = await assertRejects(
+    () => stub.endpoint.request(PlaceOrder, { sku: "x" }),
+    RemoteError,
+    "the reply of rule 1 (when(orders.place)) could not be encoded",
+  );
+  assertEquals(error.code, 500);
+  assertInstanceOf(stub.requests[0]!.error, TypeError);
+  const data = await assertRejects(
+    () => stub.endpoint.request(CheckStock, { sku: "x" }),
+    RemoteError,
+    "the ReplyError data of rule 2 (when(stock.check)) could not be encoded",
+  );
+  assertEquals(data.code, 500);
+  // The stub keeps answering.
+  assertEquals(stub.endpoint.pending, 0);
+});

@@ -279,25 +279,33 @@ export class CallbackStub implements AsyncDisposable {
       }
       case "reply":
         this.#later(answer.delay, async () => {
-          let result: unknown;
+          const { response } = rule.contract;
+          let stage = `the reply function of ${ruleName(rule)} threw`;
+          let body = "";
+          let headers: Record<string, string>;
           try {
-            result = typeof answer.value === "function"
+            const result = typeof answer.value === "function"
               ? await (answer.value as (body: unknown) => unknown)(value)
               : answer.value;
+            stage = `the reply of ${ruleName(rule)} could not be encoded`;
+            // Sent as it is: a value that breaks the contract makes the caller's
+            // request reject with InvalidReplyError, as a faulty responder would.
+            body = encodeResponse(response, result);
+            headers = { [KIND_HEADER]: response.kind };
           } catch (error) {
-            if (error instanceof ReplyError) {
-              this.#send(reply, "", errorHeaders(error.code, error.description), 0);
-              return;
+            try {
+              if (!(error instanceof ReplyError)) throw error;
+              // An answer, as from a real responder: code, description and data.
+              stage = `the ReplyError data of ${ruleName(rule)} could not be encoded`;
+              body = error.data === undefined ? "" : JSON.stringify(error.data) ?? "";
+              headers = errorHeaders(error.code, error.description);
+            } catch (bug) {
+              recorded.error = bug;
+              body = "";
+              headers = errorHeaders(500, bugDescription(stage, bug, index));
             }
-            recorded.error = error;
-            const why = `the reply function of ${ruleName(rule)} threw`;
-            this.#send(reply, "", errorHeaders(500, bugDescription(why, error, index)), 0);
-            return;
           }
-          // Sent as it is: a value that breaks the contract makes the caller's
-          // request reject with InvalidReplyError, as a faulty responder would.
-          const { response } = rule.contract;
-          this.#send(reply, encodeResponse(response, result), { [KIND_HEADER]: response.kind }, 0);
+          this.#send(reply, body, headers, 0);
         });
     }
   }

@@ -588,6 +588,20 @@ export function contractSuite(label: string, makeFixture: () => Promise<Fixture>
     assertThrows(() => caller.onReply(CheckStock, () => {}), TypeError, "object replies only");
   });
 
+  test("onReply sees the reply even if the caller closes the endpoint right after its await", async (fx) => {
+    await using responder = new Endpoint(fx.responder);
+    responder.handle(PlaceOrder, () => ({ orderId: "o-1", eta: 1 }));
+    await fx.ready();
+    const seen: string[] = [];
+    {
+      await using caller = new Endpoint(fx.caller);
+      caller.onReply(PlaceOrder, (reply) => void seen.push(reply.orderId));
+      await caller.request(PlaceOrder, { sku: "x", qty: 1 });
+    } // disposed: close() runs before the handlers' microtask
+    await new Promise((resolve) => setTimeout(resolve, 0)); // every microtask has run
+    assertEquals(seen, ["o-1"]);
+  });
+
   test("a responder that hangs past the timeout: TimeoutError, then its reply is a late-reply", async (fx) => {
     await using responder = new Endpoint(fx.responder);
     await using caller = new Endpoint(fx.caller);
