@@ -29,15 +29,17 @@ export type Outcome =
  */
 export class RequestEvent extends Event {
   /** The contract's subject. */
-  declare readonly subject: string;
+  readonly subject: string;
   /** The request's reply token (the last token of its reply subject). */
-  declare readonly id: string;
+  readonly id: string;
   /** The time budget it was sent with, in milliseconds. */
-  declare readonly timeout: number;
+  readonly timeout: number;
   /** Makes a RequestEvent. */
   constructor(subject: string, init: { id: string; timeout: number }) {
     super("request");
-    Object.assign(this, init, { subject });
+    this.subject = subject;
+    this.id = init.id;
+    this.timeout = init.timeout;
   }
 }
 
@@ -55,22 +57,26 @@ export class RequestEvent extends Event {
  */
 export class SettleEvent extends Event {
   /** The contract's subject. */
-  declare readonly subject: string;
+  readonly subject: string;
   /** The request's reply token. */
-  declare readonly id: string;
+  readonly id: string;
   /** How it settled. */
-  declare readonly outcome: Outcome;
+  readonly outcome: Outcome;
   /** Milliseconds from `request()` to settling. */
-  declare readonly duration: number;
+  readonly duration: number;
   /** The rejection, when the outcome is not `reply`. */
-  declare readonly error: unknown;
+  readonly error: unknown;
   /** Makes a SettleEvent. */
   constructor(
     subject: string,
     init: { id: string; outcome: Outcome; duration: number; error?: unknown },
   ) {
     super("settle");
-    Object.assign(this, init, { subject });
+    this.subject = subject;
+    this.id = init.id;
+    this.outcome = init.outcome;
+    this.duration = init.duration;
+    this.error = init.error;
   }
 }
 
@@ -90,13 +96,14 @@ export class SettleEvent extends Event {
  */
 export class LateReplyEvent extends Event {
   /** The contract's subject, `undefined` when the request is unknown to this endpoint. */
-  declare readonly subject: string | undefined;
+  readonly subject: string | undefined;
   /** The reply token the reply was addressed to. */
-  declare readonly id: string;
+  readonly id: string;
   /** Makes a LateReplyEvent. */
   constructor(subject: string | undefined, init: { id: string }) {
     super("late-reply");
-    Object.assign(this, init, { subject });
+    this.subject = subject;
+    this.id = init.id;
   }
 }
 
@@ -115,13 +122,14 @@ export class LateReplyEvent extends Event {
  */
 export class EndpointErrorEvent extends Event {
   /** The contract's subject. */
-  declare readonly subject: string;
+  readonly subject: string;
   /** What was thrown. */
-  declare readonly error: unknown;
+  readonly error: unknown;
   /** Makes an EndpointErrorEvent. */
   constructor(subject: string, init: { error: unknown }) {
     super("error");
-    Object.assign(this, init, { subject });
+    this.subject = subject;
+    this.error = init.error;
   }
 }
 
@@ -140,11 +148,11 @@ export class EndpointErrorEvent extends Event {
  */
 export class ConnectionEvent extends Event {
   /** What happened to the connection. */
-  declare readonly status: "disconnect" | "reconnect" | "close";
+  readonly status: "disconnect" | "reconnect" | "close";
   /** Makes a ConnectionEvent. */
   constructor(status: "disconnect" | "reconnect" | "close") {
     super("connection");
-    Object.assign(this, { status });
+    this.status = status;
   }
 }
 
