@@ -710,8 +710,9 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       entry.retry = undefined;
       if (this.#pending.get(entry.id) !== entry) return;
       if (!this.#down) this.#resend(entry);
-      else if (!this.#gone) {
-        // The connection dropped again: the 503 proved nobody got it, so hold it.
+      else {
+        // The connection dropped again: the 503 proved nobody got it, so hold it. (A
+        // connection closed for good settled it, which cleared this timer.)
         entry.state = "held";
         this.#held.add(entry);
       }
