@@ -246,6 +246,14 @@ Deno.test("testing - a reply that cannot be encoded answers 500 naming the rule,
     "the ReplyError data of rule 2 (when(stock.check)) could not be encoded",
   );
   assertEquals(data.code, 500);
+  // The same for a rule's fail() whose data cannot be encoded.
+  stub.when(Approve).fail(new ReplyError(409, "conflict", { data: { n: 3n } }));
+  await assertRejects(
+    () => stub.endpoint.request(Approve, { total: 1 }),
+    RemoteError,
+    "the ReplyError data of rule 3 (when(orders.approve)) could not be encoded",
+  );
+  assertInstanceOf(stub.requests[2]!.error, TypeError);
   // The stub keeps answering.
   assertEquals(stub.endpoint.pending, 0);
 });

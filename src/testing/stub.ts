@@ -248,11 +248,13 @@ export class CallbackStub implements AsyncDisposable {
       contract: (thrown ?? found)?.rule.contract,
     };
     const index = this.requests.push(recorded) - 1;
+    // A rule that throws is a bug in the test: a 500 naming it, the exception kept.
+    const bug = (why: string, error: unknown): void => {
+      recorded.error = error;
+      this.#send(reply, "", errorHeaders(500, bugDescription(why, error, index)), 0);
+    };
     if (thrown !== undefined) {
-      recorded.error = thrown.error;
-      const why = `the matcher of ${ruleName(thrown.rule)} threw`;
-      this.#send(reply, "", errorHeaders(500, bugDescription(why, thrown.error, index)), 0);
-      return;
+      return bug(`the matcher of ${ruleName(thrown.rule)} threw`, thrown.error);
     }
     if (found === undefined) {
       this.unmatched.push(recorded);
@@ -263,6 +265,16 @@ export class CallbackStub implements AsyncDisposable {
       return;
     }
     const { rule, value } = found;
+    // A ReplyError is an answer, as from a real responder: code, description and data.
+    const fail = (error: ReplyError, delay: number): void => {
+      let body: string;
+      try {
+        body = error.data === undefined ? "" : JSON.stringify(error.data) ?? "";
+      } catch (cause) {
+        return bug(`the ReplyError data of ${ruleName(rule)} could not be encoded`, cause);
+      }
+      this.#send(reply, body, errorHeaders(error.code, error.description), delay);
+    };
     const answer = rule.answer!;
     switch (answer.kind) {
       case "silence":
@@ -271,41 +283,30 @@ export class CallbackStub implements AsyncDisposable {
         // The bus answers a request nobody listens to with a 503, as NATS does.
         this.#bus.publish(`${subject}.__no_responders__`, new Uint8Array(), { reply });
         return;
-      case "fail": {
-        const { error } = answer;
-        const body = error.data === undefined ? "" : JSON.stringify(error.data);
-        this.#send(reply, body, errorHeaders(error.code, error.description), answer.delay);
-        return;
-      }
+      case "fail":
+        return fail(answer.error, answer.delay);
       case "reply":
         this.#later(answer.delay, async () => {
-          const { response } = rule.contract;
-          let stage = `the reply function of ${ruleName(rule)} threw`;
-          let body = "";
-          let headers: Record<string, string>;
+          let result: unknown;
           try {
-            const result = typeof answer.value === "function"
+            result = typeof answer.value === "function"
               ? await (answer.value as (body: unknown) => unknown)(value)
               : answer.value;
-            stage = `the reply of ${ruleName(rule)} could not be encoded`;
+          } catch (error) {
+            if (error instanceof ReplyError) fail(error, 0);
+            else bug(`the reply function of ${ruleName(rule)} threw`, error);
+            return;
+          }
+          const { response } = rule.contract;
+          let body: string;
+          try {
             // Sent as it is: a value that breaks the contract makes the caller's
             // request reject with InvalidReplyError, as a faulty responder would.
             body = encodeResponse(response, result);
-            headers = { [KIND_HEADER]: response.kind };
           } catch (error) {
-            try {
-              if (!(error instanceof ReplyError)) throw error;
-              // An answer, as from a real responder: code, description and data.
-              stage = `the ReplyError data of ${ruleName(rule)} could not be encoded`;
-              body = error.data === undefined ? "" : JSON.stringify(error.data) ?? "";
-              headers = errorHeaders(error.code, error.description);
-            } catch (bug) {
-              recorded.error = bug;
-              body = "";
-              headers = errorHeaders(500, bugDescription(stage, bug, index));
-            }
+            return bug(`the reply of ${ruleName(rule)} could not be encoded`, error);
           }
-          this.#send(reply, body, headers, 0);
+          this.#send(reply, body, { [KIND_HEADER]: response.kind }, 0);
         });
     }
   }
