@@ -108,6 +108,18 @@ interface ConnSpy {
   restore(): void;
 }
 
+/** A NoDelayWebSocket to a scripted peer, recording the messages it gets; and the peer's side. */
+async function recordingSocket(): Promise<
+  { ws: NoDelayWebSocket; messages: unknown[]; conn: PeerConn }
+> {
+  const peer = startWsPeer();
+  const ws = new NoDelayWebSocket(peer.url);
+  ws.binaryType = "arraybuffer";
+  const messages: unknown[] = [];
+  ws.onmessage = (e) => messages.push(e.data);
+  return { ws, messages, conn: await peer.accepted };
+}
+
 /** Runs `open` with {@linkcode spyTcp} on: the sockets it constructs are spied. */
 async function whileSpied<T>(open: () => Promise<T>): Promise<[T, ConnSpy]> {
   const spy = spyTcp();
@@ -421,12 +433,7 @@ Deno.test("deno - NoDelayWebSocket masks frames and uses 7-, 16- and 64-bit leng
 });
 
 Deno.test("deno - NoDelayWebSocket reassembles fragments and answers pings between them", async () => {
-  const peer = startWsPeer();
-  const ws = new NoDelayWebSocket(peer.url);
-  ws.binaryType = "arraybuffer";
-  const messages: unknown[] = [];
-  ws.onmessage = (e) => messages.push(e.data);
-  const conn = await peer.accepted;
+  const { ws, messages, conn } = await recordingSocket();
   try {
     await nextEvent(ws, "open");
     const big = pattern(70_000);
@@ -499,12 +506,7 @@ Deno.test("deno - FrameDecoder returns the frames before a protocol error with t
 });
 
 Deno.test("deno - NoDelayWebSocket delivers the messages read before a protocol error", async () => {
-  const peer = startWsPeer();
-  const ws = new NoDelayWebSocket(peer.url);
-  ws.binaryType = "arraybuffer";
-  const messages: unknown[] = [];
-  ws.onmessage = (e) => messages.push(e.data);
-  const conn = await peer.accepted;
+  const { ws, messages, conn } = await recordingSocket();
   try {
     await nextEvent(ws, "open");
     const error = nextEvent<ErrorEvent>(ws, "error");
