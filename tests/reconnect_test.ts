@@ -143,6 +143,7 @@ Deno.test("reconnect - a retry that falls into another outage is held, and sent 
   bus.reconnect(); // sent: nobody listens yet, so a 503 schedules a retry
   await new Promise((resolve) => setTimeout(resolve, 0));
   bus.disconnect(); // the retry's timer fires while down
+  // Its first backoff is 25-75 ms (50 ms, jittered); no event marks it, so wait past it.
   await new Promise((resolve) => setTimeout(resolve, 150));
   assertStrictEquals(caller.pending, 1);
   responder.handle(CheckStock, ({ sku }) => sku.length);
@@ -152,7 +153,7 @@ Deno.test("reconnect - a retry that falls into another outage is held, and sent 
   assertStrictEquals(caller.pending, 0);
 });
 
-Deno.test("reconnect - requests held during an outage that abort or expire leave nothing behind", async () => {
+Deno.test("reconnect - requests held during an outage that abort or expire are not sent when it is back", async () => {
   const bus = memoryTransport();
   const spied = spy(bus);
   await using responder = new Endpoint(bus);
