@@ -118,3 +118,40 @@ Deno.test("bench - the benchmark runs end to end with tiny counts", async () => 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("bench - stripMessages deletes long string texts and keeps the code valid", async () => {
+  const { stripMessages } = await import("../bench/weight.ts");
+  const code =
+    'let a="short",b="a message longer than twelve",c=`no reply to the ${s} request within ${t} ms`;';
+  const stripped = stripMessages(code);
+  assertEquals(stripped, 'let a="short",b="",c=`${s}${t} ms`;');
+  new Function(stripped); // still parses
+});
+
+Deno.test("bench - the weight report measures mod.ts like bench/bundle.ts", async () => {
+  const run = async (script: string, args: string[] = []) => {
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", script, ...args],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(code, 0, new TextDecoder().decode(stderr));
+    return JSON.parse(new TextDecoder().decode(stdout));
+  };
+  const [report, bundled] = await Promise.all([
+    run("bench/weight.ts", ["--json"]),
+    run("bench/bundle.ts"),
+  ]);
+  const [mod, app, noMemory] = report.rows;
+  assertEquals(mod.size, { minified: bundled.minifiedBytes, gzip: bundled.gzipBytes });
+  for (const row of report.rows) {
+    assert(row.withoutMessages.gzip < row.size.gzip, `${row.bundle}: stripping shrinks it`);
+  }
+  assert(app.size.gzip < mod.size.gzip && noMemory.size.gzip < mod.size.gzip);
+  const files = report.files.map((f: { file: string }) => f.file);
+  assert(files.includes("src/endpoint.ts") && files.includes("src/transports/memory.ts"));
+  const sum = report.files.reduce((n: number, f: { minified: number }) => n + f.minified, 0);
+  assert(sum <= mod.size.minified, "the files add up to no more than the bundle");
+  assert(report.natsWs.gzip > mod.size.gzip, "nats.ws was bundled");
+});
