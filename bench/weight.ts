@@ -1,7 +1,7 @@
 /**
  * What the library's weight is made of, and how far each possible cut would
- * take it: `mod.ts` bundled and minified as `bench/bundle.ts` does (esbuild,
- * nats.ws and valibot external), then gzipped
+ * take it: `mod.ts` bundled and minified as `bench/bundle.ts` does
+ * (`BUNDLE_OPTIONS`: esbuild, nats.ws and valibot external), then gzipped:
  *
  * - per source file (esbuild's bytes in the minified output);
  * - for an app that imports only `Endpoint`, `natsTransport`, `defineRequest`
@@ -18,17 +18,9 @@
 
 import * as esbuild from "esbuild";
 import { parse } from "acorn";
+import { BUNDLE_OPTIONS, gzipBytes } from "./bundle.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
-const SHARED: esbuild.BuildOptions = {
-  bundle: true,
-  minify: true,
-  format: "esm",
-  platform: "neutral",
-  target: "es2022",
-  write: false,
-  logLevel: "error",
-};
 
 /** A bundle's size, minified and gzipped. */
 interface Size {
@@ -36,32 +28,33 @@ interface Size {
   gzip: number;
 }
 
-async function gzipBytes(code: string): Promise<number> {
-  const stream = new Blob([code]).stream().pipeThrough(new CompressionStream("gzip"));
-  return (await new Response(stream).arrayBuffer()).byteLength;
-}
-
 async function sizeOf(code: string): Promise<Size> {
   return { minified: new TextEncoder().encode(code).length, gzip: await gzipBytes(code) };
 }
 
-/** Bundles `contents` (a module in the repository root) and returns its code and inputs. */
+/** A source file's share of a bundle. */
+interface FileShare {
+  file: string;
+  minified: number;
+}
+
+/** Bundles `contents` (a module in the repository root): its code, and its files, largest first. */
 async function bundle(
   contents: string,
   options: esbuild.BuildOptions = {},
-): Promise<{ code: string; inputs: Record<string, number> }> {
+): Promise<{ code: string; files: FileShare[] }> {
   const result = await esbuild.build({
-    ...SHARED,
-    external: ["nats.ws", "valibot"],
+    ...BUNDLE_OPTIONS,
     ...options,
     stdin: { contents, resolveDir: ROOT, loader: "ts", sourcefile: "entry.ts" },
     absWorkingDir: ROOT,
     metafile: true,
   });
   const output = Object.values(result.metafile!.outputs)[0]!;
-  const inputs: Record<string, number> = {};
-  for (const [path, input] of Object.entries(output.inputs)) inputs[path] = input.bytesInOutput;
-  return { code: new TextDecoder().decode(result.outputFiles![0]!.contents), inputs };
+  const files = Object.entries(output.inputs).filter(([, input]) => input.bytesInOutput > 0)
+    .map(([file, input]) => ({ file, minified: input.bytesInOutput }))
+    .sort((a, b) => b.minified - a.minified);
+  return { code: new TextDecoder().decode(result.outputFiles![0]!.contents), files };
 }
 
 /** Deletes the text of every string literal and template part longer than 12 characters. */
@@ -80,9 +73,7 @@ export function stripMessages(code: string): string {
       const raw = (n.value as { raw: string }).raw;
       if (raw.length > 12) cuts.push([n.start, n.end]);
     }
-    for (const [key, child] of Object.entries(node)) {
-      if (key !== "value" || n.type !== "TemplateElement") visit(child);
-    }
+    for (const child of Object.values(node)) visit(child);
   };
   visit(parse(code, { ecmaVersion: "latest", sourceType: "module" }));
   cuts.sort((a, b) => b[0] - a[0]);
@@ -101,7 +92,7 @@ export interface WeightRow {
 export interface WeightReport {
   esbuild: string;
   rows: WeightRow[];
-  files: { file: string; minified: number }[];
+  files: FileShare[];
   natsWs: Size;
 }
 
@@ -120,14 +111,10 @@ export async function measureWeight(): Promise<WeightReport> {
     ],
   ];
   const rows: WeightRow[] = [];
-  let files: WeightReport["files"] = [];
+  let files: FileShare[] = [];
   for (const [name, contents] of entries) {
-    const { code, inputs } = await bundle(contents);
-    if (rows.length === 0) {
-      files = Object.entries(inputs).filter(([, bytes]) => bytes > 0)
-        .map(([file, minified]) => ({ file, minified }))
-        .sort((a, b) => b.minified - a.minified);
-    }
+    const { code, files: shares } = await bundle(contents);
+    if (name === "mod.ts") files = shares;
     rows.push({
       bundle: name,
       size: await sizeOf(code),
