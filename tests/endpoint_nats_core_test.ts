@@ -15,7 +15,7 @@ contractSuite("endpoint (nats-core)", () => connectionFixture("nats-core", (s) =
 // way most Deno users will connect it.
 contractSuite("endpoint (nats-core, its own WebSocket)", () => nativeCoreFixture());
 
-Deno.test("nats-core without wsFactory dials with the global WebSocket, and the fixture waits for its close", async () => {
+Deno.test("nats-core - without wsFactory it dials with the global WebSocket, and its fixture waits for the close", async () => {
   await using fx = await nativeCoreFixture();
   const opened = [...NativeSockets.current!.sockets];
   // One socket per connection (caller and responder), none from a wsFactory.

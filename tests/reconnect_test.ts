@@ -19,6 +19,7 @@ import {
   TIMEOUT_HEADER,
 } from "../mod.ts";
 import { connectWs } from "./helpers/connect.ts";
+import { connectionFixture, type NatsFixture } from "./helpers/fixture.ts";
 import { startNatsServer } from "./helpers/nats_server.ts";
 import { raceTimeout } from "./helpers/process.ts";
 import { nextEvent, spy } from "./helpers/spy.ts";
@@ -30,21 +31,9 @@ const CheckStock = defineRequest({
 });
 
 /** A nats-server and two connections to it (caller's, responder's) that reconnect at once. */
-async function restartable() {
-  const server = await startNatsServer();
+function restartable(): Promise<NatsFixture> {
   const options = { reconnectTimeWait: 50, maxReconnectAttempts: -1 } as const;
-  const callerNc = await connectWs(server, options);
-  const responderNc = await connectWs(server, options);
-  return {
-    server,
-    callerNc,
-    responderNc,
-    async [Symbol.asyncDispose]() {
-      await callerNc.close();
-      await responderNc.close();
-      await server[Symbol.asyncDispose]();
-    },
-  };
+  return connectionFixture("nats reconnecting", (server) => connectWs(server, options));
 }
 
 /** Resolves with "reconnect" at the endpoint's next reconnect. */

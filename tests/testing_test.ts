@@ -255,5 +255,8 @@ Deno.test("testing - a reply that cannot be encoded answers 500 naming the rule,
   );
   assertInstanceOf(stub.requests[2]!.error, TypeError);
   // The stub keeps answering.
+  const Later = defineRequest({ ...CheckStock, subject: "stock.later" });
+  stub.when(Later).reply(4);
+  assertEquals(await stub.endpoint.request(Later, { sku: "x" }), 4);
   assertEquals(stub.endpoint.pending, 0);
 });

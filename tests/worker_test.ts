@@ -213,16 +213,13 @@ Deno.test("worker - POST /orders/:id/approve answers the enum reply with 200", a
 });
 
 Deno.test("worker - a subject with no responder is 503 at once", async () => {
-  // a long TIMEOUT_MS, so an answer at the timeout cannot pass for one "at once"
+  // A long TIMEOUT_MS: waiting for it would answer 504 TimeoutError, not 503 NoRespondersError.
   await using f = await fixture({ timeoutMs: 30_000, approve: false });
-  const started = Date.now();
   const res = await f.call("/orders/o-1/approve", { method: "POST" });
-  const elapsed = Date.now() - started;
   assertEquals(res.status, 503);
   const error = errorOf(res.body);
   assertEquals(error.name, "NoRespondersError");
   assertMatch(error.message, new RegExp(Approve.subject.replace(".", "\\.")));
-  assert(elapsed < 2_000, `503 after ${elapsed} ms: it waited instead of failing at once`);
 });
 
 Deno.test("worker - a slow handler past TIMEOUT_MS is 504 and its ctx.signal aborts", async () => {
