@@ -678,14 +678,21 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     } else if (status === "reconnect") {
       this.#down = false;
       this.#reconnectedAt = performance.now();
+      // The event before the resends: a listener of theirs may drop the connection again,
+      // and its "disconnect" must come after this "reconnect".
+      this.dispatchEvent(new ConnectionEvent(status));
       const held = [...this.#held];
       this.#held.clear();
       for (const entry of held) {
-        // An earlier resend's event listener may have settled it (abort, close).
+        // A listener may have settled it (abort, close) or dropped the connection again.
         if (this.#pending.get(entry.id) !== entry) continue;
-        entry.state = "sent";
-        this.#resend(entry);
+        if (this.#down) this.#held.add(entry);
+        else {
+          entry.state = "sent";
+          this.#resend(entry);
+        }
       }
+      return;
     } else {
       this.#down = this.#gone = true;
       this.#held.clear();

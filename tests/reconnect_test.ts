@@ -184,6 +184,32 @@ Deno.test("reconnect - a listener that settles a held request while the others a
   assertStrictEquals(caller.pending, 0);
 });
 
+Deno.test("reconnect - a listener that drops the connection again while held requests are sent holds the rest", async () => {
+  const bus = memoryTransport();
+  await using responder = new Endpoint(bus);
+  await using caller = new Endpoint(bus);
+  responder.handle(CheckStock, ({ sku }) => sku.length);
+  const seen = statuses(caller);
+  bus.disconnect();
+  const first = caller.request(CheckStock, { sku: "a" }, { timeout: 300 });
+  const second = caller.request(CheckStock, { sku: "bb" });
+  const third = caller.request(CheckStock, { sku: "ccc" });
+  // The first resend's request event drops the connection again, before the others are sent.
+  caller.addEventListener("request", () => bus.disconnect(), { once: true });
+  const sentAfter: number[] = [];
+  bus.reconnect();
+  caller.addEventListener("request", (event) => sentAfter.push(event.timeout));
+  await new Promise((resolve) => setTimeout(resolve, 10)); // the first's delivery finds it down
+  assertEquals([caller.pending, sentAfter.length], [3, 0]);
+  bus.reconnect();
+  assertEquals([await second, await third], [2, 3]);
+  assertEquals(sentAfter.length, 2, "the two still held were sent at the second reconnect");
+  // The first went out into the second outage: lost in flight, it fails at its deadline.
+  await assertRejects(() => first, DisconnectedError, "dropped while stock.check was in flight");
+  assertEquals(seen, ["disconnect", "reconnect", "disconnect", "reconnect"]);
+  assertStrictEquals(caller.pending, 0);
+});
+
 Deno.test("reconnect - nats-server killed with requests in flight: a reply after the restart settles, a lost one fails at its deadline", async () => {
   await using fx = await restartable();
   const { server, callerNc, responderNc } = fx;
