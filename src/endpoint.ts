@@ -827,7 +827,9 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       if (controller) return controller.signal;
       // Read after the handler returned: nothing waits on it any more.
       if (answered) {
-        return AbortSignal.abort(new ClosedError(`the ${contract.subject} request was answered`));
+        controller = new AbortController();
+        controller.abort(new ClosedError(`the ${contract.subject} request was answered`));
+        return controller.signal;
       }
       const made = controller = new AbortController();
       if (state.stopped) {

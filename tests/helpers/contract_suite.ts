@@ -306,6 +306,7 @@ export function contractSuite(label: string, makeFixture: () => Promise<Fixture>
     assert(signal.aborted);
     assertInstanceOf(signal.reason, ClosedError);
     assertMatch(signal.reason.message, /was answered/);
+    assertStrictEquals(kept!.signal, signal, "the same signal at every read");
   });
 
   test("a handler's reply that breaks the contract answers 500 and is reported", async (fx) => {
