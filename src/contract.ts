@@ -93,6 +93,26 @@ export function defineRequest<Req extends Schema, Res extends ResponseKind>(
 }
 
 /**
+ * Throws a TypeError unless `contract` looks like one `defineRequest` made and
+ * its subject is one to publish on (a spread copy may carry any subject).
+ * `where` names the caller, e.g. `"request"`.
+ *
+ * @example Checking an argument
+ * ```ts
+ * import { assertThrows } from "@std/assert";
+ * import { assertContract } from "./contract.ts";
+ * assertThrows(() => assertContract({}, "request"), TypeError, "defineRequest");
+ * ```
+ */
+export function assertContract(contract: unknown, where: string): asserts contract is Contract {
+  const c = contract as Partial<Contract> | null;
+  if (typeof c !== "object" || c === null || !c.response) {
+    throw new TypeError(`${where}() needs a contract made by defineRequest()`);
+  }
+  assertSubject(c.subject, `${where}()`);
+}
+
+/**
  * Throws a TypeError unless `subject` is a NATS subject one can publish on:
  * non-empty dot-separated tokens without whitespace or wildcards.
  */

@@ -6,7 +6,7 @@
  */
 
 import {
-  assertSubject,
+  assertContract,
   type Contract,
   type HandledRequestOf,
   type HandlerReplyOf,
@@ -15,6 +15,7 @@ import {
 } from "./contract.ts";
 import {
   ClosedError,
+  connectionClosed,
   DisconnectedError,
   InvalidReplyError,
   InvalidRequestError,
@@ -34,7 +35,7 @@ import {
   RequestEvent,
   SettleEvent,
 } from "./events.ts";
-import { type Outgoing, type PendingEntry, PendingTable } from "./pending.ts";
+import { type PendingEntry, PendingTable } from "./pending.ts";
 import {
   checkResponse,
   decodeResponse,
@@ -54,6 +55,7 @@ import {
   encodeText,
   ERROR_CODE_HEADER,
   ERROR_HEADER,
+  errorBody,
   errorHeaders,
   KIND_HEADER,
   TIMEOUT_HEADER,
@@ -299,7 +301,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     let inbox: string;
     let headers: Record<string, string>;
     try {
-      checkContract(contract, "request");
+      assertContract(contract, "request");
       timeout = options.timeout === undefined
         ? this.#timeout
         : checkTimeout(options.timeout, "request option timeout");
@@ -308,7 +310,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
           `endpoint is closed: cannot send ${contract.subject}; create a new endpoint`,
         );
       }
-      if (this.#gone) throw closedConnection();
+      if (this.#gone) throw connectionClosed();
       if (this.#sendOnly) {
         throw new TypeError(
           "no reply inbox: a sendOnly endpoint cannot wait for replies; create the endpoint without sendOnly",
@@ -374,35 +376,32 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       signal.addEventListener("abort", onAbort, { once: true });
       entry.detach = () => signal.removeEventListener("abort", onAbort);
     }
-    const outgoing: Outgoing = {
-      subject: contract.subject,
-      reply: `${inbox}.${id}`,
-      data,
-      headers,
-    };
+    const { subject } = contract;
+    const reply = `${inbox}.${id}`;
+    // Keep what is sent only while it is held or a no-responders retry may need it.
+    if (this.#down || started - this.#reconnectedAt < RETRY_WINDOW) {
+      entry.sent = { subject, reply, data, headers };
+    }
     if (this.#down) {
       // A NATS client drops what is published while disconnected: hold it until the
       // connection is back, within its deadline.
       entry.state = "held";
-      entry.sent = outgoing;
       this.#held.add(entry);
       return promise;
     }
-    // Keep what was sent only while a no-responders retry may be needed.
-    if (started - this.#reconnectedAt < RETRY_WINDOW) entry.sent = outgoing;
     try {
-      this.#transport.publish(outgoing.subject, data, { reply: outgoing.reply, headers });
+      this.#transport.publish(subject, data, { reply, headers });
     } catch (error) {
       // Never published: no request or settle event, nothing left behind.
       this.#pending.take(id);
       return Promise.reject(
         error instanceof DisconnectedError ? error : new InvalidRequestError(
-          `${contract.subject} could not be sent (${(error as Error)?.message}); nothing was sent`,
+          `${subject} could not be sent (${(error as Error)?.message}); nothing was sent`,
           { cause: error },
         ),
       );
     }
-    this.dispatchEvent(new RequestEvent(contract.subject, { id, timeout }));
+    this.dispatchEvent(new RequestEvent(subject, { id, timeout }));
     return promise;
   }
 
@@ -441,7 +440,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     handler: NoInfer<Handler<C>>,
     options: HandleOptions = {},
   ): Registration {
-    checkContract(contract, "handle");
+    assertContract(contract, "handle");
     if (typeof handler !== "function") throw new TypeError("handle() needs a handler function");
     if (this.#closed) {
       throw new ClosedError("endpoint is closed: create a new endpoint to handle requests");
@@ -506,7 +505,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     contract: C,
     handler: NoInfer<ReplyHandler<C>>,
   ): Registration {
-    checkContract(contract, "onReply");
+    assertContract(contract, "onReply");
     if (contract.response.kind !== "object") {
       throw new TypeError(
         `onReply(${contract.subject}): reply handlers see object replies only; ` +
@@ -696,7 +695,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     } else {
       this.#down = this.#gone = true;
       this.#held.clear();
-      const error = closedConnection();
+      const error = connectionClosed();
       for (const id of this.#pending.ids()) this.#settle(id, "disconnected", error);
     }
     this.dispatchEvent(new ConnectionEvent(status));
@@ -788,7 +787,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
   }
 
   #finish(entry: PendingEntry, outcome: Outcome, error: unknown): void {
-    this.#held.delete(entry);
+    if (entry.state === "held") this.#held.delete(entry);
     this.dispatchEvent(
       new SettleEvent(entry.contract.subject, {
         id: entry.id,
@@ -893,7 +892,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       } else if (error instanceof ReplyError) {
         headers = errorHeaders(error.code, error.description);
         try {
-          if (error.data !== undefined) body = encodeText(JSON.stringify(error.data) ?? "");
+          body = encodeText(errorBody(error.data));
         } catch (cause) {
           this.dispatchEvent(new EndpointErrorEvent(contract.subject, { error: cause }));
         }
@@ -941,12 +940,6 @@ interface ResponderState {
 
 const EMPTY = new Uint8Array();
 const MAX_TIMER = 2_147_483_647;
-
-function closedConnection(): DisconnectedError {
-  return new DisconnectedError(
-    "the NATS connection is closed: no reply can arrive; open a new connection and endpoint, and send again",
-  );
-}
 
 function stopped(contract: Contract): ClosedError {
   return new ClosedError(`the ${contract.subject} handler was stopped`);
@@ -1036,14 +1029,6 @@ function checkTimeout(timeout: unknown, what: string): number {
     );
   }
   return timeout;
-}
-
-function checkContract(contract: unknown, where: string): asserts contract is Contract {
-  const c = contract as Partial<Contract> | null;
-  if (typeof c !== "object" || c === null || !c.response) {
-    throw new TypeError(`${where}() needs a contract made by defineRequest()`);
-  }
-  assertSubject(c.subject, `${where}()`);
 }
 
 function randomToken(): string {

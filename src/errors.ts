@@ -192,6 +192,24 @@ export class DisconnectedError extends Error {
   override readonly name = "DisconnectedError";
 }
 
+/**
+ * The `DisconnectedError` of a NATS connection closed for good, whether the
+ * endpoint saw it close or a publish on it failed (`cause`).
+ *
+ * @example The error a closed connection gives
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { connectionClosed, DisconnectedError } from "./errors.ts";
+ * assert(connectionClosed() instanceof DisconnectedError);
+ * ```
+ */
+export function connectionClosed(cause?: unknown): DisconnectedError {
+  return new DisconnectedError(
+    "the NATS connection is closed: no reply can arrive; open a new connection and a new endpoint, and send again",
+    cause === undefined ? {} : { cause },
+  );
+}
+
 /** Options of {@linkcode ReplyError}. */
 export interface ReplyErrorOptions extends ErrorOptions {
   /** Sent as the error reply's JSON body; the caller reads it as `RemoteError.data`. */

@@ -28,6 +28,14 @@ export function decodeText(bytes: Uint8Array): string {
   return bytes.length === 0 ? "" : decoder.decode(bytes);
 }
 
+/**
+ * The body of an error reply: the JSON of a `ReplyError`'s `data`, empty without
+ * it. Throws what `JSON.stringify` throws (a BigInt, a cycle).
+ */
+export function errorBody(data: unknown): string {
+  return data === undefined ? "" : JSON.stringify(data) ?? "";
+}
+
 /** The headers of an error reply, as NATS micro sends them. */
 export function errorHeaders(code: number, description: string): Record<string, string> {
   // Header values cannot hold line breaks; keep descriptions on one line.

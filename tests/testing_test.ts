@@ -150,6 +150,9 @@ Deno.test("testing - bad rules are a TypeError or RangeError", async () => {
   );
   // @ts-expect-error: not a contract
   assertThrows(() => stub.when({}), TypeError, "defineRequest");
+  // A contract copied with a subject defineRequest would have refused: refused here too.
+  const forged = { ...CheckStock, subject: "stock check" };
+  assertThrows(() => stub.when(forged), TypeError, "is not a NATS subject");
   assertEquals(await stub.endpoint.request(CheckStock, { sku: "x" }), 1);
 });
 

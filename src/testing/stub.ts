@@ -6,14 +6,19 @@
  * @module
  */
 
-import type { Contract, HandledRequestOf, HandlerReplyOf } from "../contract.ts";
+import {
+  assertContract,
+  type Contract,
+  type HandledRequestOf,
+  type HandlerReplyOf,
+} from "../contract.ts";
 import { Endpoint, type EndpointOptions } from "../endpoint.ts";
 import { ReplyError } from "../errors.ts";
 import { encodeResponse, parseJson } from "../responses.ts";
 import { checkSchema } from "../schema.ts";
 import type { PublishOptions, Transport } from "../transport.ts";
 import { memoryTransport } from "../transports/memory.ts";
-import { decodeText, encodeText, errorHeaders, KIND_HEADER } from "../wire.ts";
+import { decodeText, encodeText, errorBody, errorHeaders, KIND_HEADER } from "../wire.ts";
 
 /** A request the stub received. */
 export interface RecordedRequest {
@@ -177,9 +182,7 @@ export class CallbackStub implements AsyncDisposable {
     contract: C,
     match?: (body: HandledRequestOf<C>) => boolean,
   ): RuleBuilder<C> {
-    if (typeof contract?.subject !== "string") {
-      throw new TypeError("when() needs a contract made by defineRequest()");
-    }
+    assertContract(contract, "when");
     const rule: Rule = {
       number: this.#rules.length + 1,
       contract,
@@ -259,7 +262,7 @@ export class CallbackStub implements AsyncDisposable {
     if (found === undefined) {
       this.unmatched.push(recorded);
       const description = `@seed/callbacks/testing: no rule matches ${subject} ${
-        describe(data)
+        oneLine(decodeText(data), 120)
       }; add stub.when(contract, match) for it`;
       this.#send(reply, "", errorHeaders(501, description), 0);
       return;
@@ -269,7 +272,7 @@ export class CallbackStub implements AsyncDisposable {
     const fail = (error: ReplyError, delay: number): void => {
       let body: string;
       try {
-        body = error.data === undefined ? "" : JSON.stringify(error.data) ?? "";
+        body = errorBody(error.data);
       } catch (cause) {
         return bug(`the ReplyError data of ${ruleName(rule)} could not be encoded`, cause);
       }
@@ -348,12 +351,13 @@ function bugDescription(why: string, error: unknown, index: number): string {
   } catch {
     text = "(unprintable)";
   }
-  text = text.replace(/\s+/g, " ");
-  if (text.length > 200) text = `${text.slice(0, 197)}...`;
-  return `@seed/callbacks/testing: ${why}: ${text}; it is stub.requests[${index}].error`;
+  return `@seed/callbacks/testing: ${why}: ${
+    oneLine(text, 200)
+  }; it is stub.requests[${index}].error`;
 }
 
-function describe(data: Uint8Array): string {
-  const text = decodeText(data).replace(/\s+/g, " ");
-  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+/** `text` on one line, cut to `max` characters. */
+function oneLine(text: string, max: number): string {
+  const line = text.replace(/\s+/g, " ");
+  return line.length > max ? `${line.slice(0, max - 3)}...` : line;
 }

@@ -5,7 +5,7 @@
  */
 
 import { headers as natsHeaders } from "nats.ws";
-import { DisconnectedError } from "../errors.ts";
+import { connectionClosed } from "../errors.ts";
 import type {
   PublishOptions,
   SubscribeOptions,
@@ -198,10 +198,7 @@ class NatsMessage implements TransportMessage {
 function translate(error: unknown): unknown {
   const code = (error as { code?: unknown } | null)?.code;
   if (code === "CONNECTION_CLOSED" || code === "CONNECTION_DRAINING") {
-    return new DisconnectedError(
-      "the NATS connection is closed: open a new connection and a new endpoint",
-      { cause: error },
-    );
+    return connectionClosed(error);
   }
   return error;
 }
