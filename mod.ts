@@ -48,10 +48,12 @@ export { assertSubject, defineRequest } from "./src/contract.ts";
 export { enumOf, int, object } from "./src/responses.ts";
 export { Endpoint } from "./src/endpoint.ts";
 export {
+  CallbackError,
   ClosedError,
   DisconnectedError,
   InvalidReplyError,
   InvalidRequestError,
+  NoReplyError,
   NoRespondersError,
   PendingLimitError,
   RemoteError,
@@ -97,6 +99,7 @@ export type {
 } from "./src/endpoint.ts";
 export type {
   Issue,
+  NoReplyErrorOptions,
   RemoteErrorOptions,
   ReplyErrorOptions,
   ValidationErrorOptions,

@@ -6,6 +6,7 @@
  */
 
 import type { ResponseInput, ResponseKind, ResponseOutput } from "./responses.ts";
+import { isPublishSubject, MAX_CONTROL_LINE, utf8Length } from "./limits.ts";
 import { type InferInput, type InferOutput, isSchema, type Schema } from "./schema.ts";
 
 /** A request type and the response it expects. */
@@ -113,8 +114,10 @@ export function assertContract(contract: unknown, where: string): asserts contra
 }
 
 /**
- * Throws a TypeError unless `subject` is a NATS subject one can publish on:
- * non-empty dot-separated tokens without whitespace or wildcards.
+ * Throws unless `subject` is a NATS subject one can publish on: non-empty
+ * dot-separated tokens without whitespace, control characters or wildcards
+ * (`TypeError`), short enough to leave room for a reply subject in the
+ * server's control line (`RangeError`, past {@linkcode MAX_SUBJECT} bytes).
  */
 export function assertSubject(subject: unknown, where: string): asserts subject is string {
   if (typeof subject !== "string" || !isPublishSubject(subject)) {
@@ -123,10 +126,14 @@ export function assertSubject(subject: unknown, where: string): asserts subject 
         `use dot-separated tokens without spaces or wildcards, e.g. "orders.place"`,
     );
   }
+  if (utf8Length(subject) > MAX_SUBJECT) {
+    throw new RangeError(
+      `${where}: the subject is ${
+        utf8Length(subject)
+      } bytes; NATS takes at most ${MAX_SUBJECT} here (a protocol line is ${MAX_CONTROL_LINE} bytes with the reply subject): use a shorter subject`,
+    );
+  }
 }
 
-const PUBLISH_SUBJECT = /^[^\s.*>]+(?:\.[^\s.*>]+)*$/;
-
-function isPublishSubject(subject: string): boolean {
-  return PUBLISH_SUBJECT.test(subject);
-}
+/** The longest subject, in UTF-8 bytes: a protocol line must also hold a reply subject. */
+export const MAX_SUBJECT: number = MAX_CONTROL_LINE - 256;

@@ -19,10 +19,8 @@ import {
   DisconnectedError,
   InvalidReplyError,
   InvalidRequestError,
-  type Issue,
-  NoRespondersError,
+  type NoReplyErrorOptions,
   PendingLimitError,
-  RemoteError,
   ReplyError,
   TimeoutError,
 } from "./errors.ts";
@@ -35,15 +33,21 @@ import {
   RequestEvent,
   SettleEvent,
 } from "./events.ts";
-import { type PendingEntry, PendingTable } from "./pending.ts";
 import {
-  checkResponse,
-  decodeResponse,
-  encodeResponse,
-  type ObjectResponse,
-  parseJson,
-} from "./responses.ts";
+  headerBytes,
+  headersProblem,
+  isPublishSubject,
+  isQueue,
+  MAX_CONTROL_LINE,
+  publishLineBytes,
+  subscribeLineBytes,
+  utf8Length,
+} from "./limits.ts";
+import { type PendingEntry, PendingTable } from "./pending.ts";
+import { readReply, summarize } from "./reply.ts";
+import { encodeReply, type ObjectResponse, parseJson } from "./responses.ts";
 import { type Checked, checkSchema } from "./schema.ts";
+import { TransitClock } from "./transit.ts";
 import type {
   Transport,
   TransportMessage,
@@ -53,11 +57,11 @@ import type {
 import {
   decodeText,
   encodeText,
-  ERROR_CODE_HEADER,
-  ERROR_HEADER,
   errorBody,
   errorHeaders,
+  errorText,
   KIND_HEADER,
+  SENT_HEADER,
   TIMEOUT_HEADER,
 } from "./wire.ts";
 
@@ -71,6 +75,18 @@ export interface EndpointOptions {
   sendOnly?: boolean;
   /** The subject space of the reply inbox. Default `_INBOX`. */
   inboxPrefix?: string;
+  /**
+   * How many bytes of requests (bodies and headers) may be held while the
+   * connection is down; beyond it `request()` rejects at once with
+   * `PendingLimitError`. Default 16 MiB.
+   */
+  maxHeldBytes?: number;
+  /**
+   * Whether an `error` (a handler that threw, a reply against the contract, a
+   * reply that could not be sent) is logged with `console.error` when no
+   * `error` listener is registered. Default `true`.
+   */
+  logErrors?: boolean;
 }
 
 /** Options of {@linkcode Endpoint.request}. */
@@ -130,6 +146,7 @@ const RETRY_WINDOW = 5_000;
 const RETRY_BASE = 50;
 const MAX_RETRIES = 6;
 const DEFAULT_MAX_PENDING = 10_000;
+const DEFAULT_MAX_HELD_BYTES = 16 * 1024 * 1024;
 const RECENT_LIMIT = 10_000;
 
 /**
@@ -166,12 +183,14 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
   readonly #inboxPrefix: string;
   readonly #pending = new PendingTable((entry) => {
     const { subject } = entry.contract;
+    const about = { subject, timeout: entry.timeout };
     const [outcome, error]: [Outcome, Error] = entry.state === "held"
       ? [
         "disconnected",
         new DisconnectedError(
           `the connection to NATS was down for the whole ${entry.timeout} ms ${subject} could wait: ` +
             `nothing was sent; send again once it is back`,
+          about,
         ),
       ]
       : entry.state === "disrupted"
@@ -180,6 +199,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
         new DisconnectedError(
           `the connection to NATS dropped while ${subject} was in flight and no reply came within ` +
             `${entry.timeout} ms: it may or may not have been processed`,
+          about,
         ),
       ]
       : [
@@ -187,12 +207,21 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
         new TimeoutError(
           `no reply to ${subject} within ${entry.timeout} ms: ` +
             `check that a responder runs and is healthy, or raise the timeout`,
+          about,
         ),
       ];
     this.#finish(entry, outcome, error);
     entry.reject(error);
   }, RECENT_LIMIT);
-  readonly #held = new Set<PendingEntry>();
+  /** Requests held while the connection is down, and their bytes. */
+  readonly #held = new Map<PendingEntry, number>();
+  #heldBytes = 0;
+  readonly #maxHeldBytes: number;
+  readonly #logErrors: boolean;
+  readonly #errorListeners = new Set<unknown>();
+  /** The subjects this endpoint handles: one handler each. */
+  readonly #handled = new Set<string>();
+  readonly #transit = new TransitClock();
   #down: boolean;
   #gone = false;
   #reconnectedAt = -Infinity;
@@ -206,8 +235,9 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
    * Makes an endpoint.
    *
    * @param transport `natsTransport(nc)` or `memoryTransport()`.
-   * @param options `timeout`, `maxPending`, `sendOnly`, `inboxPrefix`.
-   * @throws {RangeError} When `timeout` or `maxPending` is not a positive number.
+   * @param options `timeout`, `maxPending`, `sendOnly`, `inboxPrefix`, `maxHeldBytes`, `logErrors`.
+   * @throws {RangeError} When `timeout`, `maxPending` or `maxHeldBytes` is out of range, or
+   * `inboxPrefix` is too long for a protocol line.
    * @throws {TypeError} When `inboxPrefix` is not a subject.
    */
   constructor(transport: Transport, options: EndpointOptions = {}) {
@@ -222,18 +252,23 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     }
     this.#transport = transport;
     this.#timeout = checkTimeout(options.timeout ?? DEFAULT_TIMEOUT, "Endpoint option timeout");
-    const maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
-    if (!(typeof maxPending === "number" && maxPending >= 1)) {
-      throw new RangeError(`Endpoint option maxPending must be at least 1, got ${maxPending}`);
-    }
-    this.#maxPending = maxPending;
+    this.#maxPending = atLeastOne(options.maxPending ?? DEFAULT_MAX_PENDING, "maxPending");
+    this.#maxHeldBytes = atLeastOne(options.maxHeldBytes ?? DEFAULT_MAX_HELD_BYTES, "maxHeldBytes");
     this.#sendOnly = options.sendOnly === true;
+    this.#logErrors = options.logErrors !== false;
     const prefix = options.inboxPrefix ?? "_INBOX";
-    if (typeof prefix !== "string" || !/^[^\s*>]+$/.test(prefix) || /(^|\.)(\.|$)/.test(prefix)) {
+    if (typeof prefix !== "string" || !isPublishSubject(prefix)) {
       throw new TypeError(
         `Endpoint option inboxPrefix must be a subject without wildcards, e.g. "_INBOX.app", got ${
           JSON.stringify(prefix)
         }`,
+      );
+    }
+    if (utf8Length(prefix) > MAX_INBOX_PREFIX) {
+      throw new RangeError(
+        `Endpoint option inboxPrefix is ${
+          utf8Length(prefix)
+        } bytes; at most ${MAX_INBOX_PREFIX} leave room for the subject in a NATS protocol line`,
       );
     }
     this.#inboxPrefix = prefix;
@@ -300,17 +335,17 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     let timeout: number;
     let inbox: string;
     let headers: Record<string, string>;
+    let size: number;
     try {
       assertContract(contract, "request");
       timeout = options.timeout === undefined
         ? this.#timeout
         : checkTimeout(options.timeout, "request option timeout");
+      const { subject } = contract;
       if (this.#closed) {
-        throw new ClosedError(
-          `endpoint is closed: cannot send ${contract.subject}; create a new endpoint`,
-        );
+        throw new ClosedError(`endpoint is closed: cannot send ${subject}; create a new endpoint`);
       }
-      if (this.#gone) throw connectionClosed();
+      if (this.#gone) throw connectionClosed({ subject, timeout });
       if (this.#sendOnly) {
         throw new TypeError(
           "no reply inbox: a sendOnly endpoint cannot wait for replies; create the endpoint without sendOnly",
@@ -326,21 +361,38 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       const checked = checkSchema(contract.request, body);
       if (!checked.ok) {
         throw new InvalidRequestError(
-          `invalid ${contract.subject} request: ${summarize(checked.issues)}; nothing was sent`,
+          `invalid ${subject} request: ${summarize(checked.issues)}; nothing was sent`,
           { issues: checked.issues },
         );
       }
+      const extra = options.headers;
+      const problem = extra === undefined ? undefined : headersProblem(extra);
+      if (problem !== undefined) {
+        throw new InvalidRequestError(`${subject} request: ${problem}; nothing was sent`);
+      }
       data = encodeText(JSON.stringify(body) ?? "null");
-      headers = { ...options.headers, [TIMEOUT_HEADER]: String(Math.ceil(timeout)) };
+      headers = { ...extra, [TIMEOUT_HEADER]: String(Math.ceil(timeout)), [SENT_HEADER]: "" };
       const maxPayload = this.#transport.maxPayload;
-      const size = data.length + headerBytes(headers);
+      size = data.length + headerBytes(headers) + STAMP_BYTES;
       if (size > maxPayload) {
         throw new InvalidRequestError(
-          `${contract.subject} request is ${size} bytes with its headers, over the server's ` +
+          `${subject} request is ${size} bytes with its headers, over the server's ` +
             `max_payload of ${maxPayload} bytes: send less, or raise max_payload in the server config; nothing was sent`,
         );
       }
       inbox = this.#openInbox();
+      if (publishLineBytes(subject, `${inbox}.${ID_SAMPLE}`, size) > MAX_CONTROL_LINE) {
+        throw new InvalidRequestError(
+          `${subject} and the reply subject are too long for one NATS protocol line ` +
+            `(${MAX_CONTROL_LINE} bytes): use a shorter subject or inboxPrefix; nothing was sent`,
+        );
+      }
+      if (this.#down && this.#heldBytes + size > this.#maxHeldBytes) {
+        throw new PendingLimitError(
+          `the connection to NATS is down and ${this.#heldBytes} bytes of requests are held ` +
+            `(maxHeldBytes ${this.#maxHeldBytes}): retry once it is back, or raise maxHeldBytes; nothing was sent`,
+        );
+      }
     } catch (error) {
       return Promise.reject(error);
     }
@@ -372,7 +424,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     };
     this.#pending.add(entry);
     if (signal) {
-      const onAbort = () => this.#settle(id, "abort", signal.reason);
+      const onAbort = () => this.#settle(id, "abort", () => signal.reason);
       signal.addEventListener("abort", onAbort, { once: true });
       entry.detach = () => signal.removeEventListener("abort", onAbort);
     }
@@ -385,18 +437,18 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     if (this.#down) {
       // A NATS client drops what is published while disconnected: hold it until the
       // connection is back, within its deadline.
-      entry.state = "held";
-      this.#held.add(entry);
+      this.#hold(entry);
       return promise;
     }
     try {
+      headers[SENT_HEADER] = stamp();
       this.#transport.publish(subject, data, { reply, headers });
     } catch (error) {
       // Never published: no request or settle event, nothing left behind.
       this.#pending.take(id);
       return Promise.reject(
         error instanceof DisconnectedError ? error : new InvalidRequestError(
-          `${subject} could not be sent (${(error as Error)?.message}); nothing was sent`,
+          `${subject} could not be sent (${errorText(error)}); nothing was sent`,
           { cause: error },
         ),
       );
@@ -445,25 +497,43 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     if (this.#closed) {
       throw new ClosedError("endpoint is closed: create a new endpoint to handle requests");
     }
+    const { subject } = contract;
     const queue = options.queue === undefined ? "callbacks" : options.queue;
+    if (queue !== false && (typeof queue !== "string" || !isQueue(queue))) {
+      throw new TypeError(
+        `handle(${subject}): queue must be a name without spaces or wildcards, or false; got ${
+          JSON.stringify(queue)
+        }`,
+      );
+    }
+    if (subscribeLineBytes(subject, queue || undefined) > MAX_CONTROL_LINE) {
+      throw new RangeError(
+        `handle(${subject}): the subject and queue are too long for one NATS protocol line ` +
+          `(${MAX_CONTROL_LINE} bytes): use a shorter subject or queue`,
+      );
+    }
+    if (this.#handled.has(subject)) {
+      throw new TypeError(
+        `handle(${subject}): this endpoint already handles ${subject}, and two handlers would ` +
+          `split its requests; stop the first registration, or handle it on another endpoint`,
+      );
+    }
     const state: ResponderState = { stopped: false, inFlight: new Set() };
     const subscription = this.#transport.subscribe(
-      contract.subject,
-      (message) =>
-        this.#answer(contract, handler, message, state).catch((error) =>
-          this.dispatchEvent(new EndpointErrorEvent(contract.subject, { error }))
-        ),
+      subject,
+      (message) => this.#serve(contract, handler, message, state),
       {
         ...(queue === false ? {} : { queue }),
-        onError: (error) => this.dispatchEvent(new EndpointErrorEvent(contract.subject, { error })),
+        onError: (error) => this.#report(subject, error),
       },
     );
-    const registration = this.#register(() => {
+    this.#handled.add(subject);
+    return this.#register(() => {
       state.stopped = true;
+      this.#handled.delete(subject);
       subscription.unsubscribe();
       for (const controller of state.inFlight) controller.abort(stopped(contract));
     });
-    return registration;
   }
 
   /**
@@ -543,7 +613,6 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
     this.#unwatch?.();
-    this.#held.clear();
     for (const registration of [...this.#registrations]) registration.stop();
     this.#inbox?.subscription.unsubscribe();
     this.#inbox = undefined;
@@ -551,9 +620,10 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       this.#settle(
         id,
         "closed",
-        new ClosedError(
-          "the endpoint was closed while waiting for the reply: callbacks live in memory; send again on a new endpoint",
-        ),
+        () =>
+          new ClosedError(
+            "the endpoint was closed while waiting for the reply: callbacks live in memory; send again on a new endpoint",
+          ),
       );
     }
     return Promise.resolve();
@@ -582,6 +652,14 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     options?: boolean | AddEventListenerOptions,
   ): void {
     super.addEventListener(type, listener, options);
+    // Counted for logErrors; one that may go away by itself (once, signal) is not counted,
+    // so errors are then logged as well.
+    if (
+      type === "error" && listener &&
+      !(typeof options === "object" && (options.once || options.signal))
+    ) {
+      this.#errorListeners.add(listener);
+    }
   }
 
   /** Removes a typed listener. */
@@ -602,6 +680,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     options?: boolean | EventListenerOptions,
   ): void {
     super.removeEventListener(type, listener, options);
+    if (type === "error") this.#errorListeners.delete(listener);
   }
 
   #register(stop: () => void): Registration {
@@ -625,7 +704,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     const prefixLength = subject.length + 1;
     const subscription = this.#transport.subscribe(
       `${subject}.*`,
-      (message) => this.#onReply(message.subject.slice(prefixLength), message),
+      (message) => this.#onReply(prefixLength, message),
       { onError: (error) => this.#inboxFailed(subject, error) },
     );
     this.#inbox = { subject, subscription };
@@ -636,35 +715,47 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     if (this.#inbox?.subject !== subject) return;
     this.#inbox.subscription.unsubscribe();
     this.#inbox = undefined;
-    const error = new DisconnectedError(
-      `the reply inbox subscription ${subject}.* failed (${cause.message}): if your NATS user may ` +
-        `subscribe only to its own inbox subjects, set the endpoint's inboxPrefix option to one of them`,
-      { cause },
-    );
-    for (const id of this.#pending.ids()) this.#settle(id, "disconnected", error);
+    for (const id of this.#pending.ids()) {
+      this.#settle(id, "disconnected", (entry) =>
+        new DisconnectedError(
+          `the reply inbox subscription ${subject}.* failed (${cause.message}): if your NATS user may ` +
+            `subscribe only to its own inbox subjects, set the endpoint's inboxPrefix option to one of them`,
+          { cause, ...about(entry) },
+        ));
+    }
   }
 
-  #onReply(id: string, message: TransportMessage): void {
-    const waiting = this.#pending.get(id);
-    if (
-      waiting?.sent !== undefined && message.status === 503 && message.data.length === 0 &&
-      this.#retry(waiting)
-    ) return;
-    const entry = this.#pending.take(id);
+  /**
+   * A message on the reply inbox. Everything about it is read by `readReply`,
+   * which never throws: a reply that cannot be read settles its request as
+   * `InvalidReplyError`, so nothing from the wire can throw into the transport.
+   */
+  #onReply(prefixLength: number, message: TransportMessage): void {
+    let id: string;
+    try {
+      id = message.subject.slice(prefixLength);
+    } catch {
+      return; // no subject, no request to settle
+    }
+    const entry = this.#pending.get(id);
     if (entry === undefined) {
       this.#late(id, message);
       return;
     }
-    const { contract } = entry;
-    const result = readReply(contract, message);
+    const result = readReply(entry.contract, message, entry.timeout);
     if (result.ok) {
+      this.#pending.take(id);
       this.#finish(entry, "reply", undefined);
       entry.resolve(result.value);
-      this.#queueReplyHandlers(contract, result.value, id, false);
-    } else {
-      this.#finish(entry, result.outcome, result.error);
-      entry.reject(result.error);
+      this.#queueReplyHandlers(entry.contract, result.value, id, false);
+      return;
     }
+    if (result.outcome === "no-responders" && entry.sent !== undefined && this.#retry(entry)) {
+      return;
+    }
+    this.#pending.take(id);
+    this.#finish(entry, result.outcome, result.error);
+    entry.reject(result.error);
   }
 
   #onStatus(status: TransportStatus): void {
@@ -680,25 +771,36 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       // The event before the resends: a listener of theirs may drop the connection again,
       // and its "disconnect" must come after this "reconnect".
       this.dispatchEvent(new ConnectionEvent(status));
-      const held = [...this.#held];
-      this.#held.clear();
+      const held = [...this.#held.keys()];
       for (const entry of held) {
         // A listener may have settled it (abort, close) or dropped the connection again.
-        if (this.#pending.get(entry.id) !== entry) continue;
-        if (this.#down) this.#held.add(entry);
-        else {
-          entry.state = "sent";
-          this.#resend(entry);
-        }
+        if (this.#pending.get(entry.id) !== entry || this.#down) continue;
+        this.#unhold(entry);
+        entry.state = "sent";
+        this.#resend(entry);
       }
       return;
     } else {
       this.#down = this.#gone = true;
-      this.#held.clear();
-      const error = connectionClosed();
-      for (const id of this.#pending.ids()) this.#settle(id, "disconnected", error);
+      for (const id of this.#pending.ids()) {
+        this.#settle(id, "disconnected", (entry) => connectionClosed(about(entry)));
+      }
     }
     this.dispatchEvent(new ConnectionEvent(status));
+  }
+
+  /** Holds a request while the connection is down, counting its bytes. */
+  #hold(entry: PendingEntry): void {
+    entry.state = "held";
+    const { data, headers } = entry.sent!;
+    const size = data.length + headerBytes(headers) + STAMP_BYTES;
+    this.#held.set(entry, size);
+    this.#heldBytes += size;
+  }
+
+  #unhold(entry: PendingEntry): void {
+    this.#heldBytes -= this.#held.get(entry) ?? 0;
+    this.#held.delete(entry);
   }
 
   /**
@@ -715,13 +817,10 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     entry.retry = setTimeout(() => {
       entry.retry = undefined;
       if (this.#pending.get(entry.id) !== entry) return;
-      if (!this.#down) this.#resend(entry);
-      else {
-        // The connection dropped again: the 503 proved nobody got it, so hold it. (A
-        // connection closed for good settled it, which cleared this timer.)
-        entry.state = "held";
-        this.#held.add(entry);
-      }
+      // The connection dropped again: the 503 proved nobody got it, so hold it. (A
+      // connection closed for good settled it, which cleared this timer.)
+      if (this.#down) this.#hold(entry);
+      else this.#resend(entry);
     }, backoff);
     return true;
   }
@@ -733,10 +832,10 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     try {
       this.#transport.publish(subject, data, {
         reply,
-        headers: { ...headers, [TIMEOUT_HEADER]: String(left) },
+        headers: { ...headers, [TIMEOUT_HEADER]: String(left), [SENT_HEADER]: stamp() },
       });
     } catch (error) {
-      this.#settle(entry.id, "disconnected", error);
+      this.#settle(entry.id, "disconnected", () => error);
       return;
     }
     if (performance.now() - this.#reconnectedAt >= RETRY_WINDOW) entry.sent = undefined;
@@ -774,20 +873,22 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       try {
         handler(value as never, info);
       } catch (error) {
-        this.dispatchEvent(new EndpointErrorEvent(contract.subject, { error }));
+        this.#report(contract.subject, error);
       }
     }
   }
 
-  #settle(id: string, outcome: Outcome, error: unknown): void {
+  /** Settles a waiting request with an error made for it; nothing if it already settled. */
+  #settle(id: string, outcome: Outcome, error: (entry: PendingEntry) => unknown): void {
     const entry = this.#pending.take(id);
     if (entry === undefined) return;
-    this.#finish(entry, outcome, error);
-    entry.reject(error);
+    const reason = error(entry);
+    this.#finish(entry, outcome, reason);
+    entry.reject(reason);
   }
 
   #finish(entry: PendingEntry, outcome: Outcome, error: unknown): void {
-    if (entry.state === "held") this.#held.delete(entry);
+    if (entry.state === "held") this.#unhold(entry);
     this.dispatchEvent(
       new SettleEvent(entry.contract.subject, {
         id: entry.id,
@@ -798,39 +899,92 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     );
   }
 
-  async #answer<C extends Contract>(
+  /**
+   * Dispatches an `error` event; with no listener for it, logs the error (unless
+   * `logErrors` is off), so that a bug is never silent.
+   */
+  #report(subject: string, error: unknown): void {
+    this.dispatchEvent(new EndpointErrorEvent(subject, { error }));
+    if (this.#logErrors && this.#errorListeners.size === 0) {
+      console.error(`@seed/callbacks: ${subject}:`, error);
+    }
+  }
+
+  /**
+   * A request for one of this endpoint's handlers: read it, run the handler,
+   * answer. Never throws: a request that cannot be read is answered 400, and
+   * whatever the handler does, the caller gets one answer.
+   */
+  #serve<C extends Contract>(
     contract: C,
     handler: Handler<C>,
     message: TransportMessage,
     state: ResponderState,
-  ): Promise<void> {
-    const reply = message.reply;
-    const parsed = parseJson(decodeText(message.data));
-    const checked = parsed.ok ? checkSchema(contract.request, parsed.value) : parsed;
-    if (!checked.ok) {
-      this.#respond(
-        contract,
-        reply,
-        EMPTY,
-        errorHeaders(400, `invalid request: ${summarize(checked.issues)}`),
-      );
+  ): void {
+    let reply = "";
+    let request: Checked<unknown>;
+    let budget = NaN;
+    let age = 0;
+    try {
+      reply = message.reply;
+      let text: string | undefined;
+      try {
+        text = decodeText(message.data);
+      } catch {
+        // Not UTF-8: answered below.
+      }
+      const parsed = text === undefined
+        ? { ok: false as const, issues: [{ message: "the body is not UTF-8" }] }
+        : parseJson(text);
+      request = parsed.ok ? checkSchema(contract.request, parsed.value) : parsed;
+      if (request.ok) {
+        budget = Number(message.header(TIMEOUT_HEADER));
+        const sent = Number(message.header(SENT_HEADER));
+        const sender = reply.slice(0, reply.lastIndexOf("."));
+        if (Number.isFinite(sent) && sender !== "") age = this.#transit.age(sender, sent);
+      }
+    } catch (error) {
+      request = { ok: false, issues: [{ message: `it cannot be read (${errorText(error)})` }] };
+    }
+    if (!request.ok) {
+      let why: string;
+      try {
+        why = summarize(request.issues);
+      } catch {
+        why = "it fails the contract";
+      }
+      this.#respond(contract, reply, EMPTY, errorHeaders(400, `invalid request: ${why}`));
       return;
     }
-    const budget = Number(message.header(TIMEOUT_HEADER));
-    const deadline = budget > 0 && Number.isFinite(budget) ? Date.now() + budget : undefined;
+    // The time the caller has left: its budget, less what the request is known to have
+    // spent on the way (see TransitClock).
+    const left = budget > 0 && Number.isFinite(budget) ? budget - age : undefined;
+    if (left !== undefined && left <= 0) return; // the caller has stopped waiting
+    this.#answer(contract, handler, message, request.value, left, reply, state);
+  }
+
+  async #answer<C extends Contract>(
+    contract: C,
+    handler: Handler<C>,
+    message: TransportMessage,
+    body: unknown,
+    left: number | undefined,
+    reply: string,
+    state: ResponderState,
+  ): Promise<void> {
+    const deadline = left === undefined ? undefined : Date.now() + left;
     // The signal (and its deadline timer) is made only for handlers that read it.
     let controller: AbortController | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let answered = false;
     const signal = (): AbortSignal => {
       if (controller) return controller.signal;
+      const made = controller = new AbortController();
       // Read after the handler returned: nothing waits on it any more.
       if (answered) {
-        controller = new AbortController();
-        controller.abort(new ClosedError(`the ${contract.subject} request was answered`));
-        return controller.signal;
+        made.abort(new ClosedError(`the ${contract.subject} request was answered`));
+        return made.signal;
       }
-      const made = controller = new AbortController();
       if (state.stopped) {
         made.abort(stopped(contract));
         return made.signal;
@@ -839,20 +993,21 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       if (deadline !== undefined) {
         const expire = () =>
           made.abort(
-            new TimeoutError(
-              `the caller of ${contract.subject} stopped waiting after ${budget} ms`,
-            ),
+            new TimeoutError(`the caller of ${contract.subject} stopped waiting`, {
+              subject: contract.subject,
+              timeout: left!,
+            }),
           );
-        const left = deadline - Date.now();
-        if (left <= 0) expire();
-        else if (left <= MAX_TIMER) timer = setTimeout(expire, left);
+        const wait = deadline - Date.now();
+        if (wait <= 0) expire();
+        else if (wait <= MAX_TIMER) timer = setTimeout(expire, wait);
       }
       return made.signal;
     };
-    let body: Uint8Array = EMPTY;
-    let headers: Record<string, string>;
+    let data: Uint8Array = EMPTY;
+    let headers: Record<string, string> | undefined;
     try {
-      const value = await handler(checked.value as HandledRequestOf<C>, {
+      const value = await handler(body as HandledRequestOf<C>, {
         get signal() {
           return signal();
         },
@@ -860,54 +1015,76 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
         subject: message.subject,
         header: (name) => message.header(name),
       });
-      const valid = checkResponse(contract.response, value);
-      if (valid.ok) {
-        body = encodeText(encodeResponse(contract.response, value));
+      const encoded = encodeReply(contract.response, value);
+      if (encoded.ok) {
+        data = encodeText(encoded.value);
         headers = { [KIND_HEADER]: contract.response.kind };
       } else {
         headers = errorHeaders(
           500,
           "internal error: the handler's reply does not match the contract",
         );
-        this.dispatchEvent(
-          new EndpointErrorEvent(contract.subject, {
-            error: new InvalidReplyError(
-              `the ${contract.subject} handler returned a reply that does not match the contract: ${
-                summarize(valid.issues)
-              }`,
-              { issues: valid.issues },
-            ),
-          }),
+        this.#report(
+          contract.subject,
+          new InvalidReplyError(
+            `the ${contract.subject} handler returned a reply that does not match the contract: ${
+              summarize(encoded.issues)
+            }`,
+            { issues: encoded.issues },
+          ),
         );
       }
     } catch (error) {
-      if (controller?.signal.aborted && error === controller.signal.reason) {
-        // The handler gave up because its signal aborted. At the caller's deadline
-        // nobody waits for an answer; when the responder stopped, say so at once.
-        if (!(error instanceof ClosedError)) return;
-        headers = errorHeaders(
-          503,
-          "the responder stopped before answering: send the request again",
-        );
-      } else if (error instanceof ReplyError) {
-        headers = errorHeaders(error.code, error.description);
-        try {
-          body = encodeText(errorBody(error.data));
-        } catch (cause) {
-          this.dispatchEvent(new EndpointErrorEvent(contract.subject, { error: cause }));
+      // Whatever was thrown, and however it behaves when inspected, the caller gets an answer.
+      try {
+        headers = this.#failure(contract, error, controller);
+        if (headers !== undefined && error instanceof ReplyError && error.data !== undefined) {
+          try {
+            data = encodeText(errorBody(error.data));
+          } catch (cause) {
+            this.#report(contract.subject, cause);
+          }
         }
-      } else {
+      } catch (inspection) {
         headers = errorHeaders(500, "internal error");
-        this.dispatchEvent(new EndpointErrorEvent(contract.subject, { error }));
+        this.#report(contract.subject, inspection);
       }
     } finally {
       answered = true;
       if (timer !== undefined) clearTimeout(timer);
       if (controller) state.inFlight.delete(controller);
     }
-    this.#respond(contract, reply, body, headers);
+    if (headers !== undefined) this.#respond(contract, reply, data, headers);
   }
 
+  /** The error headers a handler's exception answers with; `undefined` for no answer. */
+  #failure(
+    contract: Contract,
+    error: unknown,
+    controller: AbortController | undefined,
+  ): Record<string, string> | undefined {
+    if (controller?.signal.aborted && error === controller.signal.reason) {
+      // The handler gave up because its signal aborted. At the caller's deadline
+      // nobody waits for an answer; when the responder stopped, say so at once.
+      return error instanceof ClosedError
+        ? errorHeaders(503, "the responder stopped before answering: send the request again")
+        : undefined;
+    }
+    if (error instanceof ReplyError) {
+      const { code, description } = error;
+      if (Number.isInteger(code) && code >= 100 && code <= 999 && typeof description === "string") {
+        return errorHeaders(code, description);
+      }
+    }
+    this.#report(contract.subject, error);
+    return errorHeaders(500, "internal error");
+  }
+
+  /**
+   * Publishes an answer. One that cannot be sent (over `max_payload`, too long
+   * for a protocol line, refused by the client) is reported, and the caller gets
+   * `500 internal error: the reply could not be sent` instead of waiting.
+   */
   #respond(
     contract: Contract,
     reply: string,
@@ -916,10 +1093,18 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
   ): void {
     if (reply === "") return;
     try {
+      const size = data.length + headerBytes(headers);
+      if (
+        size > this.#transport.maxPayload || publishLineBytes(reply, "", size) > MAX_CONTROL_LINE
+      ) {
+        throw new RangeError(
+          `the ${contract.subject} reply is ${size} bytes, over the server's max_payload of ` +
+            `${this.#transport.maxPayload}, or its reply subject is too long`,
+        );
+      }
       this.#transport.publish(reply, data, { headers });
     } catch (error) {
-      this.dispatchEvent(new EndpointErrorEvent(contract.subject, { error }));
-      if (data.length === 0) return;
+      this.#report(contract.subject, error);
       try {
         // The caller should not wait for its timeout because the reply could not be sent.
         this.#transport.publish(reply, EMPTY, {
@@ -945,85 +1130,23 @@ function stopped(contract: Contract): ClosedError {
   return new ClosedError(`the ${contract.subject} handler was stopped`);
 }
 
-function headerBytes(headers: Readonly<Record<string, string>>): number {
-  // NATS/1.0\r\n, then "name: value\r\n" each, then \r\n.
-  let bytes = 12;
-  for (const name in headers) bytes += name.length + headers[name]!.length + 4;
-  return bytes;
+/** The reply token's length: a `crypto.randomUUID()`. */
+const ID_SAMPLE = "00000000-0000-0000-0000-000000000000";
+/** The bytes of a `Callback-Sent` value: milliseconds since 1970, 13 digits until 2286. */
+const STAMP_BYTES = 13;
+
+/** When a request leaves, in milliseconds since 1970, by this process's monotonic clock. */
+function stamp(): string {
+  return String(Math.round(performance.timeOrigin + performance.now()));
 }
 
-type ReplyResult =
-  | { ok: true; value: unknown }
-  | { ok: false; outcome: Outcome; error: Error };
-
-function readReply(contract: Contract, message: TransportMessage): ReplyResult {
-  const { subject, response } = contract;
-  const code = message.header(ERROR_CODE_HEADER);
-  if (code !== undefined) {
-    const description = message.header(ERROR_HEADER) ?? "";
-    const text = decodeText(message.data);
-    const parsed = text === "" ? undefined : parseJson(text);
-    const data = parsed === undefined ? undefined : parsed.ok ? parsed.value : text;
-    return {
-      ok: false,
-      outcome: "remote-error",
-      error: new RemoteError(
-        `${subject} failed remotely: ${code} ${description}`.trimEnd(),
-        { code: Number.isInteger(Number(code)) ? Number(code) : 500, description, data },
-      ),
-    };
-  }
-  if (message.status === 503 && message.data.length === 0) {
-    return {
-      ok: false,
-      outcome: "no-responders",
-      error: new NoRespondersError(
-        `no responders for ${subject}: nothing listens on that subject; start a responder, ` +
-          `or check the subject and the account`,
-      ),
-    };
-  }
-  if (message.status !== 0) {
-    return invalid(subject, `the reply carries NATS status ${message.status}`);
-  }
-  const kind = message.header(KIND_HEADER);
-  if (kind !== undefined && kind !== response.kind) {
-    return invalid(
-      subject,
-      `the reply is of kind "${kind}", the contract expects "${response.kind}"`,
-    );
-  }
-  const decoded: Checked<unknown> = decodeResponse(response, decodeText(message.data));
-  return decoded.ok ? decoded : invalid(subject, summarize(decoded.issues), decoded.issues);
-}
-
-function invalid(
-  subject: string,
-  why: string,
-  issues: readonly Issue[] = [{ message: why }],
-): ReplyResult {
-  return {
-    ok: false,
-    outcome: "invalid-reply",
-    error: new InvalidReplyError(
-      `invalid reply to ${subject}: ${why}; the responder and this contract disagree`,
-      { issues },
-    ),
-  };
-}
-
-function summarize(issues: readonly Issue[]): string {
-  const first = issues[0];
-  if (first === undefined) return "unknown problem";
-  const path = first.path?.map((item) => String(typeof item === "object" ? item.key : item)).join(
-    ".",
-  );
-  const text = path ? `${path}: ${first.message}` : first.message;
-  return issues.length > 1 ? `${text} (and ${issues.length - 1} more)` : text;
+/** The subject and timeout of a request, for the errors that carry them. */
+function about(entry: PendingEntry): NoReplyErrorOptions {
+  return { subject: entry.contract.subject, timeout: entry.timeout };
 }
 
 function checkTimeout(timeout: unknown, what: string): number {
-  if (typeof timeout !== "number" || !(timeout > 0) || timeout > 2_147_483_647) {
+  if (typeof timeout !== "number" || !(timeout >= 1) || timeout > 2_147_483_647) {
     throw new RangeError(
       `${what} must be a number of milliseconds from 1 to 2147483647, got ${String(timeout)}`,
     );
@@ -1031,6 +1154,23 @@ function checkTimeout(timeout: unknown, what: string): number {
   return timeout;
 }
 
-function randomToken(): string {
-  return crypto.randomUUID().replaceAll("-", "");
+function atLeastOne(value: unknown, name: string): number {
+  if (typeof value !== "number" || !(value >= 1)) {
+    throw new RangeError(
+      `Endpoint option ${name} must be a number, at least 1, got ${String(value)}`,
+    );
+  }
+  return value;
 }
+
+/** 128 random bits as 32 hex digits. */
+function randomToken(): string {
+  let token = "";
+  for (const byte of crypto.getRandomValues(new Uint8Array(16))) {
+    token += (byte | 256).toString(16).slice(1);
+  }
+  return token;
+}
+
+/** The longest `inboxPrefix`, in bytes: a request's line holds the subject, the reply and sizes. */
+const MAX_INBOX_PREFIX = 1024;

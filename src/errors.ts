@@ -21,18 +21,76 @@ export interface Issue {
 }
 
 /**
+ * The base class of every error this library makes, so a program can tell
+ * them from anything else with one `instanceof`.
+ *
+ * @example Telling the library's errors apart
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { CallbackError, TimeoutError } from "@seed/callbacks";
+ * const error = new TimeoutError("no reply", { subject: "stock.check", timeout: 10 });
+ * assert(error instanceof CallbackError && error.subject === "stock.check");
+ * ```
+ */
+export class CallbackError extends Error {
+  /** The error's name, for logs and for telling errors apart. */
+  override name: string = "CallbackError";
+}
+
+/** Options of the errors that say what happened to one request. */
+export interface NoReplyErrorOptions extends ErrorOptions {
+  /** The contract's subject. */
+  subject?: string;
+  /** The time the request could wait, in milliseconds. */
+  timeout?: number;
+}
+
+/**
+ * The request got no reply: it timed out ({@linkcode TimeoutError}), nobody
+ * listens ({@linkcode NoRespondersError}), or the connection was lost
+ * ({@linkcode DisconnectedError}). Each carries the subject and the timeout
+ * that applied, to branch and log on.
+ *
+ * @example Reading the subject and the timeout
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { NoRespondersError, NoReplyError } from "@seed/callbacks";
+ * const error = new NoRespondersError("no responders", { subject: "stock.check", timeout: 10 });
+ * assert(error instanceof NoReplyError && error.timeout === 10);
+ * ```
+ */
+export class NoReplyError extends CallbackError {
+  /** The contract's subject; `undefined` when the error concerns no single request. */
+  readonly subject: string | undefined;
+  /** The time the request could wait, in milliseconds; `undefined` when none applied yet. */
+  readonly timeout: number | undefined;
+  /** Makes a NoReplyError. */
+  constructor(message: string, options: NoReplyErrorOptions = {}) {
+    super(message, options);
+    this.subject = options.subject;
+    this.timeout = options.timeout;
+  }
+}
+
+/**
  * No reply arrived before the deadline (the call's `timeout`, else the
  * endpoint's).
  *
- * @example Telling a timeout apart
+ * An abort through `AbortSignal.timeout()` is not this error: the request
+ * rejects with the signal's reason, a `DOMException` that is also named
+ * `"TimeoutError"`. Tell them apart with `instanceof TimeoutError` (this
+ * class), never with `error.name`.
+ *
+ * @example Telling a timeout apart from an AbortSignal.timeout()
  * ```ts
  * import { assert } from "@std/assert";
  * import { TimeoutError } from "@seed/callbacks";
- * const error = new TimeoutError("no reply to stock.check within 10 ms: raise the timeout or check the responder");
- * assert(error.name === "TimeoutError");
+ * const ours = new TimeoutError("no reply to stock.check within 10 ms", { subject: "stock.check", timeout: 10 });
+ * const platform = new DOMException("signal timed out", "TimeoutError");
+ * assert(ours instanceof TimeoutError && !(platform instanceof TimeoutError));
  * ```
  */
-export class TimeoutError extends Error {
+export class TimeoutError extends NoReplyError {
   /** The error's name, for logs and for telling errors apart. */
   override readonly name = "TimeoutError";
 }
@@ -49,7 +107,7 @@ export class TimeoutError extends Error {
  * assert(error instanceof NoRespondersError);
  * ```
  */
-export class NoRespondersError extends Error {
+export class NoRespondersError extends NoReplyError {
   /** The error's name, for logs and for telling errors apart. */
   override readonly name = "NoRespondersError";
 }
@@ -72,7 +130,7 @@ export interface ValidationErrorOptions extends ErrorOptions {
  * assert(error.issues[0]?.message === "not an int");
  * ```
  */
-export class InvalidReplyError extends Error {
+export class InvalidReplyError extends CallbackError {
   /** What the schema found wrong (empty when the reply could not be decoded at all). */
   readonly issues: readonly Issue[];
   /** Makes an InvalidReplyError. */
@@ -95,7 +153,7 @@ export class InvalidReplyError extends Error {
  * assert(error.issues.length === 1);
  * ```
  */
-export class InvalidRequestError extends Error {
+export class InvalidRequestError extends CallbackError {
   /** What the schema found wrong. */
   readonly issues: readonly Issue[];
   /** Makes an InvalidRequestError. */
@@ -128,7 +186,7 @@ export interface RemoteErrorOptions extends ErrorOptions {
  * assert(error.code === 404 && error.description === "unknown sku");
  * ```
  */
-export class RemoteError extends Error {
+export class RemoteError extends CallbackError {
   /** The error code the responder sent (400 invalid request, 500 handler failure, or its own). */
   readonly code: number;
   /** The responder's description. */
@@ -156,7 +214,7 @@ export class RemoteError extends Error {
  * assert(new ClosedError("endpoint closed").name === "ClosedError");
  * ```
  */
-export class ClosedError extends Error {
+export class ClosedError extends CallbackError {
   /** The error's name, for logs and for telling errors apart. */
   override readonly name = "ClosedError";
 }
@@ -171,7 +229,7 @@ export class ClosedError extends Error {
  * assert(new PendingLimitError("too many").name === "PendingLimitError");
  * ```
  */
-export class PendingLimitError extends Error {
+export class PendingLimitError extends CallbackError {
   /** The error's name, for logs and for telling errors apart. */
   override readonly name = "PendingLimitError";
 }
@@ -187,7 +245,7 @@ export class PendingLimitError extends Error {
  * assert(new DisconnectedError("connection closed").name === "DisconnectedError");
  * ```
  */
-export class DisconnectedError extends Error {
+export class DisconnectedError extends NoReplyError {
   /** The error's name, for logs and for telling errors apart. */
   override readonly name = "DisconnectedError";
 }
@@ -203,10 +261,10 @@ export class DisconnectedError extends Error {
  * assert(connectionClosed() instanceof DisconnectedError);
  * ```
  */
-export function connectionClosed(cause?: unknown): DisconnectedError {
+export function connectionClosed(options: NoReplyErrorOptions = {}): DisconnectedError {
   return new DisconnectedError(
     "the NATS connection is closed: no reply can arrive; open a new connection and a new endpoint, and send again",
-    cause === undefined ? {} : { cause },
+    options,
   );
 }
 
@@ -230,7 +288,7 @@ export interface ReplyErrorOptions extends ErrorOptions {
  * assert(error.code === 404);
  * ```
  */
-export class ReplyError extends Error {
+export class ReplyError extends CallbackError {
   /** The error code sent in `Nats-Service-Error-Code`. */
   readonly code: number;
   /** The description sent in `Nats-Service-Error`. */

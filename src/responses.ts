@@ -9,6 +9,7 @@
  */
 
 import type { Issue } from "./errors.ts";
+import { errorText } from "./wire.ts";
 import {
   type Checked,
   checkSchema,
@@ -147,9 +148,15 @@ function enumMembers(
   if (typeof enumObject !== "object" || enumObject === null) {
     throw new TypeError("enumOf takes an array of members or a TypeScript enum object");
   }
-  // A numeric enum maps names to numbers and numbers back to names; keep the numbers.
+  // A numeric enum maps names to numbers and numbers back to names: a reverse mapping is a
+  // key whose value names a member whose number is that key. Member names cannot be
+  // numeric, so a member whose string value names another member is kept.
   return Object.keys(enumObject)
-    .filter((key) => typeof enumObject[enumObject[key] as string] !== "number")
+    .filter((key) => {
+      const value = enumObject[key];
+      return !(typeof value === "string" && String(enumObject[value]) === key &&
+        typeof enumObject[value] === "number");
+    })
     .map((key) => enumObject[key] as string | number);
 }
 
@@ -209,39 +216,95 @@ export function checkResponse<R extends ResponseKind>(
   }
 }
 
-/** Encodes a checked reply value as its kind's wire text. */
-export function encodeResponse(response: ResponseKind, value: unknown): string {
-  return response.kind === "int" ? String(value) : JSON.stringify(value);
+/**
+ * The wire text of a handler's value, or why it cannot be sent: it fails the
+ * contract, or JSON would change it so that it no longer passes (`Infinity`,
+ * `NaN`, a `Date`, a class instance, `undefined` in an object for a schema
+ * that needs the key) or cannot encode it (a `toJSON` that throws, a BigInt, a
+ * cycle). Never throws. What is sent passes the contract on the other side.
+ */
+export function encodeReply(response: ResponseKind, value: unknown): Checked<string> {
+  try {
+    const checked = checkResponse(response, value);
+    if (!checked.ok) return checked;
+    if (response.kind === "int") return { ok: true, value: String(value) };
+    const text = JSON.stringify(value);
+    if (response.kind === "enum" || jsonExact(value, 0)) return { ok: true, value: text };
+    // JSON changes this value: send it only if what arrives still passes the contract.
+    if (text === undefined) return fail(`JSON cannot send ${describe(value)}`);
+    const arrived = checkResponse(response, JSON.parse(text));
+    return arrived.ok ? { ok: true, value: text } : fail(
+      `JSON would change the value so that it fails the contract (${
+        arrived.issues[0]?.message ?? "invalid"
+      }): send plain JSON data (finite numbers, strings, booleans, null, arrays, plain objects)`,
+    );
+  } catch (error) {
+    return fail(`the value cannot be sent as JSON: ${errorText(error)}`);
+  }
 }
 
-const INTEGER = /^-?(?:0|[1-9][0-9]*)$/;
+/** Whether JSON carries `value` unchanged: plain data, finite numbers, no `undefined`. */
+function jsonExact(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return true;
+    case "number":
+      return Number.isFinite(value);
+    case "object": {
+      if (value === null) return true;
+      if (depth > MAX_DEPTH) return false;
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          if (!(i in value) || !jsonExact(value[i], depth + 1)) return false;
+        }
+        return Object.getPrototypeOf(value) === Array.prototype;
+      }
+      const proto = Object.getPrototypeOf(value);
+      if ((proto !== Object.prototype && proto !== null) || "toJSON" in value) return false;
+      for (const key in value) {
+        if (!jsonExact((value as Record<string, unknown>)[key], depth + 1)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+/** Past this depth a value is checked the slow way (through JSON and back). */
+const MAX_DEPTH = 64;
+
+/** Decimal integer text, and nothing around it. */
+const INTEGER = /^-?[0-9]+$/;
 
 /**
  * Decodes a reply's text by the contract's kind and checks it: int is decimal
- * text, enum the member's JSON value (a plain responder's bare text that
- * equals a string member is accepted too), object JSON.
+ * text (`-?[0-9]+`, nothing around it; `-0` is 0), enum the member's JSON
+ * value (a plain responder's bare text that equals a string member is
+ * accepted too), object JSON.
  */
 export function decodeResponse<R extends ResponseKind>(
   response: R,
   text: string,
 ): Checked<ResponseOutput<R>> {
-  const trimmed = text.trim();
   switch (response.kind) {
     case "int":
-      return INTEGER.test(trimmed)
-        ? checkResponse(response, Number(trimmed))
+      // `+ 0` turns -0 into 0.
+      return INTEGER.test(text)
+        ? checkResponse(response, Number(text) + 0)
         : fail(`expected an integer as decimal text, got ${describe(text)}`);
     case "enum": {
       // The member's JSON value; else bare text equal to a string member.
-      const parsed = parseJson(trimmed);
+      const parsed = parseJson(text);
       if (parsed.ok) {
         const member = checkResponse(response, parsed.value);
         if (member.ok || typeof parsed.value === "string") return member;
       }
-      return checkResponse(response, trimmed);
+      return checkResponse(response, text);
     }
     case "object": {
-      const parsed = parseJson(trimmed);
+      const parsed = parseJson(text);
       return parsed.ok ? checkResponse(response, parsed.value) : parsed;
     }
   }
@@ -260,7 +323,14 @@ function fail(message: string): { ok: false; issues: Issue[] } {
   return { ok: false, issues: [{ message }] };
 }
 
+/** A value in a message: never calls the value's own code (`toString`, getters). */
 function describe(value: unknown): string {
-  const text = typeof value === "string" ? JSON.stringify(value) : String(value);
+  const text = typeof value === "string"
+    ? JSON.stringify(value.length > 60 ? value.slice(0, 60) : value)
+    : typeof value === "object"
+    ? value === null ? "null" : Array.isArray(value) ? "an array" : "an object"
+    : typeof value === "function"
+    ? "a function"
+    : String(value);
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }

@@ -8,6 +8,12 @@
 
 /** Header with the caller's remaining time budget, in whole milliseconds (like gRPC's `grpc-timeout`). */
 export const TIMEOUT_HEADER = "Callback-Timeout";
+/**
+ * Header with when the request was sent, in milliseconds since 1970 by the
+ * sender's monotonic clock; a responder learns from it how long requests spend
+ * on the way without trusting clocks (see `TransitClock`).
+ */
+export const SENT_HEADER = "Callback-Sent";
 /** Header naming a reply's kind: `int`, `enum` or `object`. */
 export const KIND_HEADER = "Callback-Kind";
 /** NATS micro's error description header. */
@@ -16,14 +22,16 @@ export const ERROR_HEADER = "Nats-Service-Error";
 export const ERROR_CODE_HEADER = "Nats-Service-Error-Code";
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+// Strict: invalid UTF-8 throws instead of becoming U+FFFD, and a byte order mark stays in the
+// text (where it makes a number or JSON invalid) instead of being dropped.
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** UTF-8 bytes of a string. */
 export function encodeText(text: string): Uint8Array {
   return encoder.encode(text);
 }
 
-/** A string from UTF-8 bytes (invalid sequences become U+FFFD). */
+/** A string from UTF-8 bytes; throws a `TypeError` on invalid UTF-8. */
 export function decodeText(bytes: Uint8Array): string {
   return bytes.length === 0 ? "" : decoder.decode(bytes);
 }
@@ -38,9 +46,23 @@ export function errorBody(data: unknown): string {
 
 /** The headers of an error reply, as NATS micro sends them. */
 export function errorHeaders(code: number, description: string): Record<string, string> {
-  // Header values cannot hold line breaks; keep descriptions on one line.
+  // Header values cannot hold line breaks or other control characters; keep descriptions on
+  // one line.
   return {
     [ERROR_CODE_HEADER]: String(code),
-    [ERROR_HEADER]: description.replace(/[\r\n]+/g, " "),
+    // deno-lint-ignore no-control-regex
+    [ERROR_HEADER]: description.replace(/[\x00-\x1f\x7f]+/g, " "),
   };
+}
+
+/**
+ * A thrown value as one line of text, for messages: never throws, whatever
+ * was thrown (a getter that throws, a Proxy, an object without `toString`).
+ */
+export function errorText(error: unknown): string {
+  try {
+    return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  } catch {
+    return "(a value that cannot be shown)";
+  }
 }

@@ -127,7 +127,7 @@ const cases: Case[] = [
     contract: Int,
     body: "",
     headers: { [ERROR_CODE_HEADER]: "oops" },
-    expect: RemoteError,
+    expect: InvalidReplyError,
   },
   // The responder's client refuses to publish it: nothing arrives, the caller times out.
   { name: "a body over max_payload", contract: Obj, body: big, expect: TimeoutError },

@@ -126,15 +126,35 @@ Deno.test("testing - an unmatched request rejects at once with a clear error and
   assertEquals(await stub.endpoint.request(CheckStock, { sku: "A-1" }), 5);
 });
 
-Deno.test("testing - a rule reply that breaks the contract is an InvalidReplyError", async () => {
+Deno.test("testing - a rule reply that breaks the contract answers 500 naming the rule, as handle() does", async () => {
   await using stub = new CallbackStub();
   stub.when(CheckStock).reply(1.5)
-    .when(Approve).reply("Maybe" as "Approved");
-  assertInstanceOf(
-    await stub.endpoint.request(CheckStock, { sku: "x" }).catch((e) => e),
-    InvalidReplyError,
+    .when(Approve).reply("Maybe" as "Approved")
+    .when(PlaceOrder).reply(() => ({
+      orderId: "o",
+      toJSON() {
+        throw new Error("no JSON");
+      },
+    }));
+  for (
+    const [request, rule] of [
+      () => stub.endpoint.request(CheckStock, { sku: "x" }),
+      () => stub.endpoint.request(Approve, { total: 1 }),
+      () => stub.endpoint.request(PlaceOrder, { sku: "x" }),
+    ].map((request, i) => [request, i + 1] as const)
+  ) {
+    const error = await assertRejects(request, RemoteError, `rule ${rule}`);
+    assertEquals(error.code, 500);
+    assertInstanceOf(stub.requests[rule - 1]!.error, InvalidReplyError);
+  }
+  // The string "3" is not an int: handle() would refuse it, and so does the stub.
+  await using strict = new CallbackStub();
+  strict.when(CheckStock).reply("3" as unknown as number);
+  const error = await assertRejects(
+    () => strict.endpoint.request(CheckStock, { sku: "s" }),
+    RemoteError,
   );
-  await assertRejects(() => stub.endpoint.request(Approve, { total: 1 }), InvalidReplyError);
+  assertEquals(error.code, 500);
 });
 
 Deno.test("testing - bad rules are a TypeError or RangeError", async () => {
@@ -239,10 +259,10 @@ Deno.test("testing - a reply that cannot be encoded answers 500 naming the rule,
   const error = await assertRejects(
     () => stub.endpoint.request(PlaceOrder, { sku: "x" }),
     RemoteError,
-    "the reply of rule 1 (when(orders.place)) could not be encoded",
+    "the reply of rule 1 (when(orders.place)) does not match the contract",
   );
   assertEquals(error.code, 500);
-  assertInstanceOf(stub.requests[0]!.error, TypeError);
+  assertInstanceOf(stub.requests[0]!.error, InvalidReplyError);
   const data = await assertRejects(
     () => stub.endpoint.request(CheckStock, { sku: "x" }),
     RemoteError,

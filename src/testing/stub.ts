@@ -13,8 +13,9 @@ import {
   type HandlerReplyOf,
 } from "../contract.ts";
 import { Endpoint, type EndpointOptions } from "../endpoint.ts";
-import { ReplyError } from "../errors.ts";
-import { encodeResponse, parseJson } from "../responses.ts";
+import { InvalidReplyError, ReplyError } from "../errors.ts";
+import { summarize } from "../reply.ts";
+import { encodeReply, parseJson } from "../responses.ts";
 import { checkSchema } from "../schema.ts";
 import type { PublishOptions, Transport } from "../transport.ts";
 import { memoryTransport } from "../transports/memory.ts";
@@ -225,8 +226,14 @@ export class CallbackStub implements AsyncDisposable {
   }
 
   #receive(subject: string, data: Uint8Array, reply: string): void {
-    const parsed = parseJson(decodeText(data));
-    const body = parsed.ok ? parsed.value : undefined;
+    let text: string | undefined;
+    try {
+      text = decodeText(data);
+    } catch {
+      // Not UTF-8: no rule can match it.
+    }
+    const parsed = text === undefined ? undefined : parseJson(text);
+    const body = parsed?.ok ? parsed.value : undefined;
     let found: { rule: Rule; value: unknown } | undefined;
     let thrown: { rule: Rule; error: unknown } | undefined;
     for (const rule of this.#rules) {
@@ -262,7 +269,7 @@ export class CallbackStub implements AsyncDisposable {
     if (found === undefined) {
       this.unmatched.push(recorded);
       const description = `@seed/callbacks/testing: no rule matches ${subject} ${
-        oneLine(decodeText(data), 120)
+        oneLine(text ?? "(not UTF-8)", 120)
       }; add stub.when(contract, match) for it`;
       this.#send(reply, "", errorHeaders(501, description), 0);
       return;
@@ -300,16 +307,20 @@ export class CallbackStub implements AsyncDisposable {
             else bug(`the reply function of ${ruleName(rule)} threw`, error);
             return;
           }
+          // Checked and encoded as handle() does: a value that breaks the contract (or that
+          // JSON would change so that it does) is a bug in the test, answered 500.
           const { response } = rule.contract;
-          let body: string;
-          try {
-            // Sent as it is: a value that breaks the contract makes the caller's
-            // request reject with InvalidReplyError, as a faulty responder would.
-            body = encodeResponse(response, result);
-          } catch (error) {
-            return bug(`the reply of ${ruleName(rule)} could not be encoded`, error);
+          const encoded = encodeReply(response, result);
+          if (!encoded.ok) {
+            const why = `the reply of ${ruleName(rule)} does not match the contract`;
+            return bug(
+              why,
+              new InvalidReplyError(`${why}: ${summarize(encoded.issues)}`, {
+                issues: encoded.issues,
+              }),
+            );
           }
-          this.#send(reply, body, { [KIND_HEADER]: response.kind }, 0);
+          this.#send(reply, encoded.value, { [KIND_HEADER]: response.kind }, 0);
         });
     }
   }

@@ -12,6 +12,17 @@ import type {
   TransportStatus,
   TransportSubscription,
 } from "../transport.ts";
+import { connectionClosed } from "../errors.ts";
+import {
+  headerBytes,
+  headersProblem,
+  isPublishSubject,
+  isQueue,
+  isSubscribeSubject,
+  MAX_CONTROL_LINE,
+  publishLineBytes,
+  subscribeLineBytes,
+} from "../limits.ts";
 
 /** The in-memory transport, with switches to simulate a connection going down for tests. */
 export interface MemoryTransport extends Transport {
@@ -23,6 +34,8 @@ export interface MemoryTransport extends Transport {
   disconnect(): void;
   /** Simulates the connection coming back. */
   reconnect(): void;
+  /** Simulates the connection closing for good: publishing and subscribing then throw. */
+  close(): void;
 }
 
 /** Options of {@linkcode memoryTransport}. */
@@ -70,6 +83,7 @@ export function memoryTransport(options: MemoryTransportOptions = {}): MemoryTra
   const maxPayload = options.maxPayload ?? 1024 * 1024;
   const listeners = new Set<(status: TransportStatus) => void>();
   let connected = true;
+  let closed = false;
   const notify = (status: TransportStatus) => {
     connected = status === "reconnect";
     for (const listener of [...listeners]) listener(status);
@@ -97,7 +111,13 @@ export function memoryTransport(options: MemoryTransportOptions = {}): MemoryTra
     }
     for (const subscriber of targets) {
       queueMicrotask(() => {
-        if (subscriber.active && connected) subscriber.onMessage(message);
+        if (!subscriber.active || !connected) return;
+        // As over NATS, a subscriber that throws does not stop delivery.
+        try {
+          subscriber.onMessage(message);
+        } catch (thrown) {
+          console.error(`@seed/callbacks: a ${subscriber.pattern} subscriber threw:`, thrown);
+        }
       });
     }
     return targets.length > 0;
@@ -116,17 +136,31 @@ export function memoryTransport(options: MemoryTransportOptions = {}): MemoryTra
       if (connected) notify("disconnect");
     },
     reconnect(): void {
-      if (!connected) notify("reconnect");
+      if (!connected && !closed) notify("reconnect");
+    },
+    close(): void {
+      if (closed) return;
+      closed = true;
+      notify("close");
     },
     publish(subject: string, data: Uint8Array, options: PublishOptions = {}): void {
-      if (!connected) return; // lost, as a NATS client loses what is published while down
-      if (data.length > maxPayload) {
-        throw new RangeError(
-          `message of ${data.length} bytes exceeds the transport's max_payload of ${maxPayload} bytes`,
-        );
-      }
+      if (closed) throw connectionClosed();
       const headers = options.headers ? { ...options.headers } : EMPTY_HEADERS;
       const reply = options.reply ?? "";
+      // What nats-server refuses (or closes the connection for), refused here.
+      if (!isPublishSubject(subject) || (reply !== "" && !isPublishSubject(reply))) {
+        throw new TypeError(`invalid subject: ${JSON.stringify(subject)} ${JSON.stringify(reply)}`);
+      }
+      const problem = headersProblem(headers);
+      if (problem !== undefined) throw new TypeError(problem);
+      const size = data.length + (options.headers ? headerBytes(headers) : 0);
+      if (size > maxPayload || publishLineBytes(subject, reply, size) > MAX_CONTROL_LINE) {
+        throw new RangeError(
+          `message of ${size} bytes exceeds the transport's max_payload of ${maxPayload} bytes, ` +
+            `or its subjects the ${MAX_CONTROL_LINE}-byte protocol line`,
+        );
+      }
+      if (!connected) return; // lost, as a NATS client loses what is published while down
       const delivered = deliver(message(subject, reply, data.slice(), 0, headers));
       if (!delivered && reply !== "") {
         deliver(message(reply, "", new Uint8Array(), 503, EMPTY_HEADERS));
@@ -137,6 +171,14 @@ export function memoryTransport(options: MemoryTransportOptions = {}): MemoryTra
       onMessage: (message: TransportMessage) => void,
       options: SubscribeOptions = {},
     ): TransportSubscription {
+      if (closed) throw connectionClosed();
+      const { queue } = options;
+      if (
+        !isSubscribeSubject(subject) || (queue !== undefined && !isQueue(queue)) ||
+        subscribeLineBytes(subject, queue) > MAX_CONTROL_LINE
+      ) {
+        throw new TypeError(`invalid subscription: ${JSON.stringify(subject)} ${queue ?? ""}`);
+      }
       const tokens = subject.split(".");
       const isWildcard = tokens.some((t) => t === "*" || t === ">");
       const subscriber: Subscriber = {

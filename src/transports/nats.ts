@@ -66,7 +66,10 @@ export interface NatsConnectionLike {
 
 /**
  * Wraps a NATS connection as a {@linkcode Transport}. The connection stays
- * yours: closing an endpoint does not close it.
+ * yours: closing an endpoint does not close it. One connection has one
+ * transport: calling this again with the same connection returns the same
+ * transport, so endpoints made and closed one after another on a long-lived
+ * connection leave nothing behind on it.
  *
  * @param nc A connection from `nats.ws`'s `connect()`.
  * @returns A transport for {@linkcode Endpoint}.
@@ -89,6 +92,14 @@ export function natsTransport(nc: NatsConnectionLike): Transport {
   ) {
     throw new TypeError("natsTransport takes a NATS connection, e.g. from nats.ws connect()");
   }
+  let transport = transports.get(nc);
+  if (transport === undefined) transports.set(nc, transport = wrap(nc));
+  return transport;
+}
+
+const transports = new WeakMap<NatsConnectionLike, Transport>();
+
+function wrap(nc: NatsConnectionLike): Transport {
   const listeners = new Set<(status: TransportStatus) => void>();
   let connected = true;
   const notify = (status: TransportStatus) => {
@@ -145,8 +156,14 @@ export function natsTransport(nc: NatsConnectionLike): Transport {
       const { onError } = options;
       const subscribeOptions: Parameters<NatsConnectionLike["subscribe"]>[1] = {
         callback: (error, msg) => {
-          if (error) onError?.(error);
-          else onMessage(new NatsMessage(msg));
+          // An exception here would stop the client reading the connection: the endpoint's
+          // callbacks never throw, and another subscriber's exception is logged, not thrown.
+          try {
+            if (error) onError?.(error);
+            else onMessage(new NatsMessage(msg));
+          } catch (thrown) {
+            console.error(`@seed/callbacks: a ${subject} subscriber threw:`, thrown);
+          }
         },
       };
       if (options.queue !== undefined) subscribeOptions.queue = options.queue;
@@ -195,10 +212,11 @@ class NatsMessage implements TransportMessage {
   }
 }
 
+/** A closed or draining connection's error (nats.ws codes, nats-core v3 classes) as ours. */
 function translate(error: unknown): unknown {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (code === "CONNECTION_CLOSED" || code === "CONNECTION_DRAINING") {
-    return connectionClosed(error);
-  }
-  return error;
+  const { code, name } = (error ?? {}) as { code?: unknown; name?: unknown };
+  return code === "CONNECTION_CLOSED" || code === "CONNECTION_DRAINING" ||
+      name === "ClosedConnectionError" || name === "DrainingConnectionError"
+    ? connectionClosed({ cause: error })
+    : error;
 }

@@ -380,7 +380,7 @@ export function contractSuite(label: string, makeFixture: () => Promise<Fixture>
     await using caller = new Endpoint(fx.caller);
     const cases: [typeof CheckStock | typeof Approve | typeof PlaceOrder, string, unknown][] = [
       [CheckStock, "42", 42],
-      [CheckStock, " -7\n", -7],
+      [CheckStock, "-7", -7],
       [Approve, '"Rejected"', "Rejected"],
       [Approve, "Approved", "Approved"],
       [PlaceOrder, '{"orderId":"o","eta":1,"extra":true}', { orderId: "o", eta: 1 }],
