@@ -49,8 +49,9 @@ export class TransitClock {
    */
   age(sender: string, sent: number): number {
     const now = this.#now();
-    if (now - this.#since > this.#window || this.#current.size >= MAX_SENDERS) {
-      this.#previous = this.#current;
+    const elapsed = now - this.#since;
+    if (elapsed > this.#window || this.#current.size >= MAX_SENDERS) {
+      this.#previous = elapsed > 2 * this.#window ? new Map() : this.#current;
       this.#current = new Map();
       this.#since = now;
     }

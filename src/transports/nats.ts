@@ -26,6 +26,8 @@ export interface NatsMessageLike {
   /** Headers, with the status code NATS puts in the header block. */
   readonly headers?: {
     readonly code: number;
+    /** The text after the status code on the first line (`NATS/1.0 503 No Responders`). */
+    readonly description?: string;
     has(name: string): boolean;
     get(name: string): string;
   } | undefined;
@@ -204,7 +206,12 @@ class NatsMessage implements TransportMessage {
     return this.#msg.data;
   }
   get status(): number {
-    return this.#msg.headers?.code ?? 0;
+    const h = this.#msg.headers;
+    // The client reads a first line that is not "NATS/1.0 [code]" as code 0 with a description.
+    if (h !== undefined && h.code === 0 && h.description) {
+      throw new TypeError("the header block does not start with NATS/1.0");
+    }
+    return h?.code ?? 0;
   }
   header(name: string): string | undefined {
     const h = this.#msg.headers;

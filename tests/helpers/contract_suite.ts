@@ -19,6 +19,7 @@ import {
 import {
   ClosedError,
   defineRequest,
+  DisconnectedError,
   Endpoint,
   EndpointErrorEvent,
   enumOf,
@@ -688,6 +689,30 @@ export function contractSuite(label: string, makeFixture: () => Promise<Fixture>
     }
     assertEquals(spied.published, []);
     assertEquals(spied.subscribed, []);
+    assertStrictEquals(caller.pending, 0);
+  });
+
+  test("a closed connection is a DisconnectedError: in flight, at once after close, and after", async (fx) => {
+    await using caller = new Endpoint(fx.caller);
+    await using responder = new Endpoint(fx.responder);
+    responder.handle(CheckStock, () => new Promise<number>(() => {}));
+    await fx.ready();
+    const settled = nextEvent<SettleEvent>(caller, "settle");
+    const sent = nextEvent(caller, "request");
+    const inFlight = caller.request(CheckStock, { sku: "x" }, { timeout: 10_000 }).catch((e) => e);
+    await sent;
+    const closing = fx.closeCaller();
+    // Sent while the connection closes, before its status reaches the endpoint.
+    const during = await caller.request(CheckStock, { sku: "y" }).catch((e) => e);
+    await closing;
+    const error = await inFlight;
+    assertInstanceOf(error, DisconnectedError);
+    assertEquals([error.subject, error.timeout], ["stock.check", 10_000]);
+    assertEquals((await settled).outcome, "disconnected");
+    assertInstanceOf(during, DisconnectedError);
+    const after = await caller.request(CheckStock, { sku: "z" }).catch((e) => e);
+    assertInstanceOf(after, DisconnectedError);
+    assertMatch(after.message, /closed/);
     assertStrictEquals(caller.pending, 0);
   });
 

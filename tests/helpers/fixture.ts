@@ -26,6 +26,8 @@ export interface Fixture extends AsyncDisposable {
   readonly responder: Transport;
   /** Resolves once both sides' subscriptions are live on the server. */
   ready(): Promise<void>;
+  /** Closes the caller's connection for good (in memory: the shared bus). */
+  closeCaller(): Promise<void>;
 }
 
 /** Options of the NATS fixture. */
@@ -79,6 +81,7 @@ export async function connectionFixture<C extends Connection>(
     ready: async () => {
       await Promise.all([callerNc.flush(), responderNc.flush()]);
     },
+    closeCaller: () => callerNc.close(),
     async [Symbol.asyncDispose]() {
       await callerNc.close();
       await responderNc.close();
@@ -100,6 +103,7 @@ export function memoryFixture(): Promise<Fixture> {
     caller: bus,
     responder: bus,
     ready: () => Promise.resolve(),
+    closeCaller: () => Promise.resolve(bus.close()),
     [Symbol.asyncDispose]: () => Promise.resolve(),
   });
 }
