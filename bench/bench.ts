@@ -29,7 +29,7 @@
  * - mod.ts bundled + minified (esbuild, nats.ws and valibot external), gzipped;
  * - the sweep (bench/sweep.ts): 1…1000 requests in flight × 100 B / 4 KB
  *   bodies, Deno's built-in WebSocket vs `wsFactory` from `../deno.ts`, raw vs
- *   library, with issue 6's targets checked. `--sweep` runs only the sweep;
+ *   library, with the Deno targets checked. `--sweep` runs only the sweep;
  *   `--quick` runs a tiny one (1 and 10 in flight, 1 round).
  *
  * @module

@@ -1,5 +1,5 @@
 /**
- * The sweep of the benchmark (issue 6): requests in flight × body size, for
+ * The sweep of the benchmark: requests in flight × body size, for
  * Deno's built-in WebSocket vs `wsFactory` from `@seed/callbacks/deno`, and
  * raw nats.ws `nc.request` vs the library's `endpoint.request`.
  *
@@ -175,7 +175,7 @@ export async function sweep(url: string, s: SweepSettings): Promise<SweepResult>
   }
 }
 
-/** Issue 6's targets for `wsFactory`, raw and library, from the sweep's rows. */
+/** The Deno targets for `wsFactory`, raw and library, from the sweep's rows. */
 export function sweepChecks(rows: readonly SweepRow[]): SweepCheck[] {
   const checks: SweepCheck[] = [];
   const bodies = [...new Set(rows.map((r) => r.body))].sort((a, b) => a - b);
@@ -268,7 +268,7 @@ export function sweepMarkdown(r: SweepResult): string {
     );
   }
   lines.push("");
-  lines.push("Issue 6 targets for `wsFactory`:");
+  lines.push("Deno targets for `wsFactory`:");
   lines.push("");
   lines.push("| check | client | body | result | numbers |");
   lines.push("| --- | --- | --- | --- | --- |");

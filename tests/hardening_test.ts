@@ -20,7 +20,7 @@ import {
   defineRequest,
   DisconnectedError,
   Endpoint,
-  EndpointErrorEvent,
+  type EndpointErrorEvent,
   enumOf,
   ERROR_CODE_HEADER,
   ERROR_HEADER,
@@ -43,7 +43,6 @@ import {
 } from "../mod.ts";
 import { TransitClock } from "../src/transit.ts";
 import { natsFixture } from "./helpers/fixture.ts";
-import { nextEvent } from "./helpers/spy.ts";
 
 const Decide = defineRequest({
   subject: "hard.decide",
