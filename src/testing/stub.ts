@@ -326,7 +326,21 @@ export class CallbackStub implements AsyncDisposable {
   }
 
   #send(reply: string, body: string, headers: Record<string, string>, delay: number): void {
-    this.#later(delay, () => this.#bus.publish(reply, encodeText(body), { headers }));
+    this.#later(delay, () => {
+      try {
+        this.#bus.publish(reply, encodeText(body), { headers });
+      } catch (error) {
+        // Too large for the bus: the caller gets a 500 at once, as from handle().
+        this.#bus.publish(reply, new Uint8Array(), {
+          headers: errorHeaders(
+            500,
+            `@seed/callbacks/testing: the answer could not be sent: ${
+              error instanceof Error ? error.message.slice(0, 200) : "too large"
+            }`,
+          ),
+        });
+      }
+    });
   }
 
   #later(delay: number, fn: () => void | Promise<void>): void {
