@@ -470,6 +470,9 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
    * @param options `queue` (default `"callbacks"`; `false` for none).
    * @returns A registration: `stop()` unsubscribes.
    * @throws {ClosedError} The endpoint is closed.
+   * @throws {TypeError} Not a contract or handler; a queue with a space or control character;
+   * this endpoint already handles the subject.
+   * @throws {RangeError} The subject and queue are too long for a NATS protocol line.
    *
    * @example A responder that answers with a typed error
    * ```ts
@@ -791,6 +794,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
 
   /** Holds a request while the connection is down, counting its bytes. */
   #hold(entry: PendingEntry): void {
+    if (this.#held.has(entry)) return;
     entry.state = "held";
     const { data, headers } = entry.sent!;
     const size = data.length + headerBytes(headers) + STAMP_BYTES;
@@ -814,6 +818,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     const backoff = (RETRY_BASE << entry.attempts) * (0.5 + Math.random());
     if (now + backoff >= entry.deadline) return false;
     entry.attempts++;
+    clearTimeout(entry.retry);
     entry.retry = setTimeout(() => {
       entry.retry = undefined;
       if (this.#pending.get(entry.id) !== entry) return;
@@ -1135,9 +1140,9 @@ const ID_SAMPLE = "00000000-0000-0000-0000-000000000000";
 /** The bytes of a `Callback-Sent` value: milliseconds since 1970, 13 digits until 2286. */
 const STAMP_BYTES = 13;
 
-/** When a request leaves, in milliseconds since 1970, by this process's monotonic clock. */
+/** When a request leaves, in milliseconds since 1970. */
 function stamp(): string {
-  return String(Math.round(performance.timeOrigin + performance.now()));
+  return String(Date.now());
 }
 
 /** The subject and timeout of a request, for the errors that carry them. */

@@ -15,32 +15,32 @@
  */
 export const MAX_CONTROL_LINE = 4096;
 
-// A subject token: printable characters but the dot and the wildcards; no whitespace or
-// control characters (which end or break a protocol line).
+// A subject token: no dot, no space or control character (nats-server splits a protocol line at
+// spaces and tabs, and a CR or LF in a subject breaks every client that receives it).
 // deno-lint-ignore no-control-regex
-const TOKEN = /^[^\s\x00-\x1f\x7f.*>]+$/;
+const TOKEN = /^[^\x00-\x20\x7f.]+$/;
 // deno-lint-ignore no-control-regex
-const QUEUE = /^[^\s\x00-\x1f\x7f*>]+$/;
+const QUEUE = /^[^\x00-\x20\x7f]+$/;
 // A header name: printable ASCII but the colon.
 const HEADER_NAME = /^[!-9;-~]+$/;
 // A header value: no line breaks or other control characters (a tab is allowed).
 // deno-lint-ignore no-control-regex
 const HEADER_VALUE = /^[^\x00-\x08\x0a-\x1f\x7f]*$/;
 
-/** Whether `subject` is a NATS subject to publish on: dot-separated tokens, no wildcards. */
+/** Whether `subject` is a NATS subject to publish on: dot-separated tokens, no wildcard token. */
 export function isPublishSubject(subject: string): boolean {
-  return subject.split(".").every((token) => TOKEN.test(token));
+  return subject.split(".").every((token) => TOKEN.test(token) && token !== "*" && token !== ">");
 }
 
 /** Whether `subject` is a NATS subject to subscribe to: `*` and a last `>` allowed as whole tokens. */
 export function isSubscribeSubject(subject: string): boolean {
   const tokens = subject.split(".");
   return tokens.every((token, i) =>
-    TOKEN.test(token) || token === "*" || (token === ">" && i === tokens.length - 1)
+    TOKEN.test(token) && (token !== ">" || i === tokens.length - 1)
   );
 }
 
-/** Whether `queue` is a queue group name: no whitespace, no wildcards. */
+/** Whether `queue` is a queue group name: no space or control character. */
 export function isQueue(queue: string): boolean {
   return QUEUE.test(queue);
 }

@@ -115,13 +115,17 @@ function invalid(
   };
 }
 
-/** The first of a schema's issues, with its path, as one line. */
+/**
+ * The first of a schema's issues, with its path, as one line of at most 300
+ * characters (a schema's message may quote the whole value it received).
+ */
 export function summarize(issues: readonly Issue[]): string {
   const first = issues[0];
   if (first === undefined) return "unknown problem";
   const path = first.path?.map((item) => String(typeof item === "object" ? item.key : item)).join(
     ".",
   );
-  const text = path ? `${path}: ${first.message}` : first.message;
+  let text = path ? `${path}: ${first.message}` : first.message;
+  if (text.length > 300) text = `${text.slice(0, 297)}...`;
   return issues.length > 1 ? `${text} (and ${issues.length - 1} more)` : text;
 }

@@ -229,7 +229,7 @@ export function encodeReply(response: ResponseKind, value: unknown): Checked<str
     if (!checked.ok) return checked;
     if (response.kind === "int") return { ok: true, value: String(value) };
     const text = JSON.stringify(value);
-    if (response.kind === "enum" || jsonExact(value, 0)) return { ok: true, value: text };
+    if (response.kind === "enum" || jsonExact(value)) return { ok: true, value: text };
     // JSON changes this value: send it only if what arrives still passes the contract.
     if (text === undefined) return fail(`JSON cannot send ${describe(value)}`);
     const arrived = checkResponse(response, JSON.parse(text));
@@ -243,8 +243,12 @@ export function encodeReply(response: ResponseKind, value: unknown): Checked<str
   }
 }
 
-/** Whether JSON carries `value` unchanged: plain data, finite numbers, no `undefined`. */
-function jsonExact(value: unknown, depth: number): boolean {
+/**
+ * Whether JSON carries `value` unchanged: plain data, finite numbers, no
+ * `undefined`, no property JSON leaves out (a non-enumerable one). Recursive: a
+ * value nested past the stack's depth throws, and is refused by the caller.
+ */
+function jsonExact(value: unknown): boolean {
   switch (typeof value) {
     case "string":
     case "boolean":
@@ -253,27 +257,24 @@ function jsonExact(value: unknown, depth: number): boolean {
       return Number.isFinite(value);
     case "object": {
       if (value === null) return true;
-      if (depth > MAX_DEPTH) return false;
       if (Array.isArray(value)) {
         for (let i = 0; i < value.length; i++) {
-          if (!(i in value) || !jsonExact(value[i], depth + 1)) return false;
+          if (!(i in value) || !jsonExact(value[i])) return false;
         }
         return Object.getPrototypeOf(value) === Array.prototype;
       }
       const proto = Object.getPrototypeOf(value);
-      if ((proto !== Object.prototype && proto !== null) || "toJSON" in value) return false;
-      for (const key in value) {
-        if (!jsonExact((value as Record<string, unknown>)[key], depth + 1)) return false;
-      }
-      return true;
+      const keys = Object.keys(value);
+      if (
+        (proto !== Object.prototype && proto !== null) || "toJSON" in value ||
+        keys.length !== Object.getOwnPropertyNames(value).length
+      ) return false;
+      return keys.every((key) => jsonExact((value as Record<string, unknown>)[key]));
     }
     default:
       return false;
   }
 }
-
-/** Past this depth a value is checked the slow way (through JSON and back). */
-const MAX_DEPTH = 64;
 
 /** Decimal integer text, and nothing around it. */
 const INTEGER = /^-?[0-9]+$/;

@@ -7,6 +7,7 @@
  */
 
 import type { Issue } from "./errors.ts";
+import { errorText } from "./wire.ts";
 
 /** The result of a Standard Schema's `validate`. */
 export type SchemaResult<Output> =
@@ -67,8 +68,7 @@ export function checkSchema(schema: Schema, value: unknown): Checked<unknown> {
     result = schema["~standard"].validate(value);
   } catch (error) {
     // A schema whose check or transform throws rejects the value; it never escapes.
-    const why = error instanceof Error ? error.message : String(error);
-    return { ok: false, issues: [{ message: `the schema threw: ${why}` }] };
+    return { ok: false, issues: [{ message: `the schema threw: ${errorText(error)}` }] };
   }
   if (result instanceof Promise) {
     result.catch(() => {});

@@ -1,45 +1,52 @@
 /**
- * How long a request has been on its way, learnt without trusting clocks.
+ * How long a request has been on its way, without trusting clocks or peers.
  *
- * A request carries when it was sent (`Callback-Sent`), by its sender's
- * monotonic clock. The sender's and the responder's clocks differ by an
- * unknown but steady offset, so `received - sent` is the time on the way plus
- * that offset. The smallest such difference seen from one sender holds the
- * offset plus that sender's fastest trip: subtracting it from a request's
- * difference gives how much longer than the fastest trip this request took. That is a
- * lower bound of its time on the way, whatever the two clocks say — so a
- * responder that spends it from the caller's budget never gives up on a caller
- * that still waits. It catches what matters: a request held up in a stalled
- * broker or a slow network arrives with its delay measured. The first request
- * from a sender, and a sender whose every request is slow, learn nothing.
+ * A request carries when it was sent (`Callback-Sent`, the sender's
+ * `Date.now()`), so `received - sent` is its time on the way plus the
+ * difference between the two clocks. Two lower bounds of the time on the way
+ * follow, each safe under its own assumption:
  *
- * Offsets are remembered per sender (its reply inbox) for one to two minutes,
- * so that a slow drift between two clocks cannot build up.
+ * - **the request alone**: `received - sent - bound` holds while the sender's
+ *   clock is behind the responder's by at most `bound` (1 s);
+ * - **the sender's history**: the smallest `received - sent` seen from that
+ *   sender (its reply inbox) in the last one to two minutes holds the clocks'
+ *   difference plus the fastest trip; `received - sent` less that holds while
+ *   the difference stays put.
+ *
+ * The age used is the smaller of the two, so it is overstated only when both
+ * assumptions fail at once: a sender whose clock is more than `bound` behind
+ * and whose history is false. History can be falsified by anyone who can
+ * publish with the sender's reply subject (a stamp from the future lowers its
+ * smallest difference), but that alone never makes a timely request look late:
+ * the request's own bound still holds. A sender whose clock is minutes off
+ * makes the first bound useless, but not the second. A request held up in a
+ * stalled broker for more than `bound` arrives with its delay measured; the
+ * first request from a sender arrives with nothing known.
  *
  * @module
  */
 
-/** Remembered senders' offsets, per generation. */
+/** Remembered senders, per generation. */
 const MAX_SENDERS = 10_000;
 
-/** The fastest trips seen from each sender, in two generations of a minute. */
+/** The fastest trips seen from each sender, in two generations. */
 export class TransitClock {
   readonly #now: () => number;
   readonly #window: number;
+  readonly #bound: number;
   #current = new Map<string, number>();
   #previous = new Map<string, number>();
   #since: number;
 
   /**
-   * @param now The responder's monotonic clock, in milliseconds (`performance.now()` by default).
-   * @param window How long a generation of offsets lasts, in milliseconds.
+   * @param now The responder's clock, in milliseconds since 1970 (`Date.now` by default).
+   * @param window How long a generation of remembered trips lasts, in milliseconds.
+   * @param bound How far behind the responder's clock a sender's may be, in milliseconds.
    */
-  constructor(
-    now: () => number = () => performance.timeOrigin + performance.now(),
-    window = 60_000,
-  ) {
+  constructor(now: () => number = () => Date.now(), window = 60_000, bound = 1_000) {
     this.#now = now;
     this.#window = window;
+    this.#bound = bound;
     this.#since = now();
   }
 
@@ -59,6 +66,6 @@ export class TransitClock {
     const current = this.#current.get(sender);
     if (current === undefined || offset < current) this.#current.set(sender, offset);
     const fastest = Math.min(offset, current ?? Infinity, this.#previous.get(sender) ?? Infinity);
-    return offset - fastest;
+    return Math.max(0, Math.min(offset - this.#bound, offset - fastest));
   }
 }

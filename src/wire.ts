@@ -10,8 +10,8 @@
 export const TIMEOUT_HEADER = "Callback-Timeout";
 /**
  * Header with when the request was sent, in milliseconds since 1970 by the
- * sender's monotonic clock; a responder learns from it how long requests spend
- * on the way without trusting clocks (see `TransitClock`).
+ * sender's clock; a responder learns from it, without trusting clocks, when a
+ * caller has given up (see `TransitClock`).
  */
 export const SENT_HEADER = "Callback-Sent";
 /** Header naming a reply's kind: `int`, `enum` or `object`. */

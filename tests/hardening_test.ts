@@ -159,7 +159,7 @@ Deno.test("hardening - subjects, queues, prefixes and headers nats-server cannot
   for (const subject of ["a b", "a\rb", "a..b", "a.*", ".a", "a\u0000b"]) {
     await assertRejects(() => endpoint.request({ ...Count, subject }, 1), TypeError);
   }
-  for (const queue of ["a b", "", "q\n", "*", "x".repeat(4_500)]) {
+  for (const queue of ["a b", "", "q\n", "q\u0000", "x".repeat(4_500)]) {
     assertThrows(
       () => endpoint.handle(Measure, () => ({ n: 1 }), { queue }),
       Error,
@@ -178,6 +178,14 @@ Deno.test("hardening - subjects, queues, prefixes and headers nats-server cannot
     }, { "X-A": "\u0000" }]
   ) {
     await assertRejects(() => endpoint.request(Count, 1, { headers }), InvalidRequestError);
+  }
+  // What nats-server takes is taken: wildcard characters inside a token, non-ASCII, a
+  // no-break space, and a queue named with wildcard characters.
+  for (const subject of ["p*2", "a>b.c", "a\u00a0b", "日本.x"]) {
+    const contract = defineRequest({ subject, request: v.number(), response: int() });
+    endpoint.handle(contract, (n) => n + 1, { queue: "*" });
+    await fx.ready();
+    assertEquals(await endpoint.request(contract, 2), 3, subject);
   }
   // Nothing of that reached the server: the connection still answers.
   assertEquals(await endpoint.request(Count, 7), 7);
@@ -366,6 +374,53 @@ Deno.test("hardening - a responder answers 400 to a body that is not UTF-8", asy
   assertEquals(ran, 0);
 });
 
+Deno.test("hardening - a 400 names the problem in a bounded description, not the whole value", async () => {
+  const bus = memoryTransport();
+  await using responder = new Endpoint(bus);
+  const Named = defineRequest({
+    subject: "hard.named",
+    request: v.object({ name: v.picklist(["a", "b"]) }),
+    response: int(),
+  });
+  responder.handle(Named, () => 1);
+  const reply = new Promise<TransportMessage>((resolve) => {
+    const sub = bus.subscribe("_INBOX.raw.big", (message) => {
+      sub.unsubscribe();
+      resolve(message);
+    });
+  });
+  bus.publish(Named.subject, encode(JSON.stringify({ name: "x".repeat(900_000) })), {
+    reply: "_INBOX.raw.big",
+  });
+  const message = await reply;
+  assertEquals(message.header(ERROR_CODE_HEADER), "400");
+  const description = message.header(ERROR_HEADER)!;
+  assert(description.length <= 330, `${description.length} characters`);
+  assertMatch(description, /^invalid request: name: /);
+});
+
+Deno.test("hardening - memoryTransport delivers header values trimmed, as the NATS clients send them", async () => {
+  const bus = memoryTransport();
+  await using endpoint = new Endpoint(bus);
+  endpoint.handle(Count, (_n, ctx) => Number(ctx.header("X-N") === "7"));
+  assertEquals(await endpoint.request(Count, 1, { headers: { "X-N": " 7\t" } }), 1);
+});
+
+Deno.test("hardening - a draining connection is a DisconnectedError, not the client's error", async () => {
+  await using fx = await natsFixture();
+  await using caller = new Endpoint(fx.caller);
+  await using responder = new Endpoint(fx.responder);
+  responder.handle(Count, (n) => n);
+  await fx.ready();
+  assertEquals(await caller.request(Count, 1), 1);
+  const draining = fx.callerNc.drain();
+  const error = await caller.request(Count, 2).catch((e) => e);
+  await draining;
+  assertInstanceOf(error, DisconnectedError);
+  assertInstanceOf(await caller.request(Count, 3).catch((e) => e), DisconnectedError);
+  assertStrictEquals(caller.pending, 0);
+});
+
 Deno.test("hardening - held bytes are bounded: beyond maxHeldBytes a request rejects at once", async () => {
   const bus = memoryTransport();
   await using endpoint = new Endpoint(bus, { maxHeldBytes: 1_000 });
@@ -491,81 +546,120 @@ Deno.test("hardening - the library's errors share one base class; no-reply error
   assertEquals([held.subject, held.timeout], ["hard.count", 50]);
 });
 
-Deno.test("hardening - the reply inbox is 128 random bits", async () => {
+Deno.test("hardening - the reply inbox is 128 random bits, not a UUID's 122", async () => {
   const subscribed: string[] = [];
   const bus = memoryTransport();
-  await using endpoint = new Endpoint({
+  const transport: Transport = {
     ...bus,
     maxPayload: bus.maxPayload,
     publish: (s, d, o) => bus.publish(s, d, o),
     subscribe: (s, m, o) => (subscribed.push(s), bus.subscribe(s, m, o)),
-  });
-  endpoint.handle(Count, (n) => n);
-  await endpoint.request(Count, 1);
-  const inbox = subscribed.find((s) => s.startsWith("_INBOX."))!;
-  assertMatch(inbox, /^_INBOX\.[0-9a-f]{32}\.\*$/);
+  };
+  await using responder = new Endpoint(bus);
+  responder.handle(Count, (n) => n);
+  for (let i = 0; i < 40; i++) {
+    await using endpoint = new Endpoint(transport);
+    await endpoint.request(Count, 1);
+  }
+  assertEquals(subscribed.length, 40);
+  for (const inbox of subscribed) assertMatch(inbox, /^_INBOX\.[0-9a-f]{32}\.\*$/);
+  // A UUID's 13th hex digit is always 4 (its version); random bits vary there.
+  assert(new Set(subscribed.map((inbox) => inbox[7 + 12])).size > 1, "the version digit varies");
 });
 
 Deno.test("hardening - TransitClock never overstates a request's time on the way, whatever the clocks' offset", () => {
   let now = 1_000_000;
-  const clock = new TransitClock(() => now, 60_000);
-  for (const offset of [-3_600_000, -5, 0, 7, 86_400_000]) {
+  const clock = new TransitClock(() => now, 60_000, 5);
+  // Trips of 2, 1, 9, 1 and 300 ms, the sender's clock `offset` away from ours.
+  const trips = [2, 1, 9, 1, 300];
+  const expected: Record<number, number[]> = {
+    // Sender ahead: the request alone proves nothing; its history alone would.
+    [-3_600_000]: [0, 0, 0, 0, 0],
+    [-5]: [0, 0, 0, 0, 290],
+    // Clocks within the bound: the smaller of trip-less-bound and trip-less-fastest.
+    0: [0, 0, 4, 0, 295],
+    7: [0, 0, 8, 0, 299],
+    // Sender a day behind: the request alone would say a day; its history says the truth.
+    86_400_000: [0, 0, 8, 0, 299],
+  };
+  for (const [offset, ages] of Object.entries(expected)) {
     const sender = `inbox.${offset}`;
-    // Trips of 2, 1, 9, 1 and 300 ms; the sender's clock is `offset` away from ours.
-    const trips = [2, 1, 9, 1, 300];
-    const ages = trips.map((trip) => {
-      const sent = now - offset;
+    const seen = trips.map((trip) => {
+      const sent = now - Number(offset);
       now += trip;
       const age = clock.age(sender, sent);
       now += 10;
       return age;
     });
-    // First trip: nothing known. Then each age is the trip less the fastest seen so far.
-    assertEquals(ages, [0, 0, 8, 0, 299], `offset ${offset}`);
-    ages.forEach((age, i) => assert(age <= trips[i]!, `offset ${offset}: ${age}`));
+    assertEquals(seen, ages, `offset ${offset}`);
+    seen.forEach((age, i) => assert(age <= trips[i]!, `offset ${offset}: ${age}`));
   }
+  // A forged stamp from the future falsifies a sender's history, but a timely request of the
+  // real sender (clocks within the bound) still arrives with no age.
+  clock.age("inbox.0", now + 1e15);
+  assertEquals(clock.age("inbox.0", now - 3), 0);
   // After two windows an old fastest trip is forgotten, so drift cannot build up.
   now += 130_000;
-  assertEquals(clock.age("inbox.0", now - 50), 0);
+  assertEquals(clock.age("inbox.7", now - 7 - 50), 0);
 });
 
-Deno.test("hardening - after a broker stall, a responder skips requests whose callers gave up", async () => {
-  const bus = memoryTransport();
-  // Requests to the responder pass through a valve that can stall, as a broker can.
-  let stalled: (() => void)[] | undefined;
-  const valve: Transport = {
-    maxPayload: bus.maxPayload,
-    publish: (s, d, o) => bus.publish(s, d, o),
-    subscribe: (subject, onMessage, options) =>
-      bus.subscribe(subject, (message) => {
-        if (stalled) stalled.push(() => onMessage(message));
-        else onMessage(message);
-      }, options),
-  };
-  await using caller = new Endpoint(bus);
-  await using responder = new Endpoint(valve);
-  let ran = 0;
-  let signalled = 0;
-  responder.handle(Count, (n, ctx) => {
-    ran++;
-    if (ctx.signal.aborted) signalled++;
-    return n;
-  });
-  // A first request teaches the responder how fast this caller's requests arrive.
-  assertEquals(await caller.request(Count, 1), 1);
-  assertEquals(ran, 1);
-  stalled = [];
-  const gaveUp = Array.from({ length: 20 }, (_, i) => caller.request(Count, i, { timeout: 50 }));
-  const outcomes = await Promise.allSettled(gaveUp);
-  assert(outcomes.every((o) => o.status === "rejected" && o.reason instanceof TimeoutError));
-  // The stall ends 100 ms past every caller's deadline.
-  await new Promise((resolve) => setTimeout(resolve, 100));
-  const release = stalled;
-  stalled = undefined;
-  for (const deliver of release) deliver();
-  await new Promise((resolve) => setTimeout(resolve, 0));
-  assertEquals(ran, 1, "no handler ran for a caller that had given up");
-  // A request that is not late is served as before.
-  assertEquals(await caller.request(Count, 5, { timeout: 1_000 }), 5);
-  assertEquals([ran, signalled], [2, 0]);
+Deno.test("hardening - after a broker stall, a responder skips requests whose callers gave up; a forged stamp cannot make it skip", async () => {
+  // The wall clock both sides stamp and read, moved by hand: no sleeping through the stall.
+  const realNow = Date.now;
+  let skew = 0;
+  Date.now = () => realNow() + skew;
+  try {
+    const bus = memoryTransport();
+    // Requests to the responder pass through a valve that can stall, as a broker can.
+    let stalled: (() => void)[] | undefined;
+    const inboxes: string[] = [];
+    const valve: Transport = {
+      maxPayload: bus.maxPayload,
+      publish: (s, d, o) => bus.publish(s, d, o),
+      subscribe: (subject, onMessage, options) =>
+        bus.subscribe(subject, (message) => {
+          if (stalled) stalled.push(() => onMessage(message));
+          else onMessage(message);
+        }, options),
+    };
+    const watched: Transport = {
+      ...valve,
+      subscribe: (s, m, o) => (inboxes.push(s.slice(0, -2)), bus.subscribe(s, m, o)),
+    };
+    await using caller = new Endpoint(watched);
+    await using responder = new Endpoint(valve);
+    let ran = 0;
+    let signalled = 0;
+    responder.handle(Count, (n, ctx) => {
+      ran++;
+      if (ctx.signal.aborted) signalled++;
+      return n;
+    });
+    // A first request teaches the responder how fast this caller's requests arrive.
+    assertEquals(await caller.request(Count, 1), 1);
+    assertEquals(ran, 1);
+    stalled = [];
+    const gaveUp = Array.from({ length: 20 }, (_, i) => caller.request(Count, i, { timeout: 50 }));
+    const outcomes = await Promise.allSettled(gaveUp);
+    assert(outcomes.every((o) => o.status === "rejected" && o.reason instanceof TimeoutError));
+    // The stall ends 1.2 s after they were sent: longer than any clock bound, and their budget.
+    skew += 1_200;
+    const release = stalled;
+    stalled = undefined;
+    for (const deliver of release) deliver();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    assertEquals(ran, 1, "no handler ran for a caller that had given up");
+    // Someone who knows the caller's inbox forges a request stamped far in the future.
+    bus.publish(Count.subject, encode("9"), {
+      reply: `${inboxes[0]}.forged`,
+      headers: { "Callback-Sent": String(Date.now() + 1e9), "Callback-Timeout": "1000" },
+    });
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    // Timely requests are served as before.
+    assertEquals(await caller.request(Count, 5, { timeout: 1_000 }), 5);
+    assertEquals(await caller.request(Count, 6, { timeout: 1_000 }), 6);
+    assertEquals([ran, signalled], [4, 0]);
+  } finally {
+    Date.now = realNow;
+  }
 });

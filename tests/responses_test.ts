@@ -107,6 +107,9 @@ Deno.test("responses - a reply JSON would change so that it fails the contract i
   assertEquals(encodeReply(object(v.looseObject({ n: v.number() })), cycle).ok, false);
   assertEquals(encodeReply(object(v.any()), undefined).ok, false);
   assertEquals(encodeReply(object(v.object({ at: v.date() })), { at: new Date(0) }).ok, false);
+  // A property JSON leaves out (not enumerable) that the schema needs.
+  const hidden = Object.defineProperty({}, "id", { value: "x", enumerable: false });
+  assertEquals(encodeReply(object(v.object({ id: v.string() })), hidden).ok, false);
   const encoded = encodeReply(object(v.object({ n: v.number() })), { n: 1, at: undefined });
   // JSON drops the undefined key; what arrives still passes the contract, so it is sent.
   assertEquals(value(encoded), '{"n":1}');

@@ -145,7 +145,8 @@ export function memoryTransport(options: MemoryTransportOptions = {}): MemoryTra
     },
     publish(subject: string, data: Uint8Array, options: PublishOptions = {}): void {
       if (closed) throw connectionClosed();
-      const headers = options.headers ? { ...options.headers } : EMPTY_HEADERS;
+      const headers: Record<string, string> = {};
+      for (const name in options.headers) headers[name] = options.headers[name]!;
       const reply = options.reply ?? "";
       // What nats-server refuses (or closes the connection for), refused here.
       if (!isPublishSubject(subject) || (reply !== "" && !isPublishSubject(reply))) {
@@ -161,6 +162,8 @@ export function memoryTransport(options: MemoryTransportOptions = {}): MemoryTra
         );
       }
       if (!connected) return; // lost, as a NATS client loses what is published while down
+      // Values arrive trimmed, as the NATS clients send them.
+      for (const name in headers) headers[name] = headers[name]!.trim();
       const delivered = deliver(message(subject, reply, data.slice(), 0, headers));
       if (!delivered && reply !== "") {
         deliver(message(reply, "", new Uint8Array(), 503, EMPTY_HEADERS));
