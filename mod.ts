@@ -63,6 +63,7 @@ export {
 export {
   ConnectionEvent,
   EndpointErrorEvent,
+  EndpointEvents,
   LateReplyEvent,
   RequestEvent,
   SettleEvent,
@@ -88,13 +89,9 @@ export type {
   ResponseOutput,
 } from "./src/responses.ts";
 export type {
-  EndpointEventListener,
   EndpointOptions,
   HandleOptions,
-  Handler,
-  HandlerContext,
   Registration,
-  ReplyHandler,
   RequestOptions,
 } from "./src/endpoint.ts";
 export type {
@@ -104,7 +101,9 @@ export type {
   ReplyErrorOptions,
   ValidationErrorOptions,
 } from "./src/errors.ts";
-export type { EndpointEventMap, Outcome } from "./src/events.ts";
+export type { EndpointEventListener, EndpointEventMap, Outcome } from "./src/events.ts";
+export type { Handler, HandlerContext } from "./src/responder.ts";
+export type { ReplyHandler } from "./src/reply_handlers.ts";
 export type { MemoryTransport, MemoryTransportOptions } from "./src/transports/memory.ts";
 export type {
   NatsConnectionLike,

@@ -5,65 +5,35 @@
  * @module
  */
 
-import {
-  assertContract,
-  type Contract,
-  type HandledRequestOf,
-  type HandlerReplyOf,
-  type ReplyOf,
-  type RequestOf,
-} from "./contract.ts";
+import { assertContract, type Contract, type ReplyOf, type RequestOf } from "./contract.ts";
 import {
   ClosedError,
   connectionClosed,
   DisconnectedError,
-  InvalidReplyError,
   InvalidRequestError,
-  type NoReplyErrorOptions,
   PendingLimitError,
-  ReplyError,
-  TimeoutError,
 } from "./errors.ts";
 import {
   ConnectionEvent,
   EndpointErrorEvent,
-  type EndpointEventMap,
+  EndpointEvents,
   LateReplyEvent,
   type Outcome,
   RequestEvent,
   SettleEvent,
 } from "./events.ts";
-import {
-  headerBytes,
-  headersProblem,
-  isPublishSubject,
-  isQueue,
-  MAX_CONTROL_LINE,
-  publishLineBytes,
-  subscribeLineBytes,
-  utf8Length,
-} from "./limits.ts";
+import { isQueue, MAX_CONTROL_LINE, subscribeLineBytes } from "./limits.ts";
 import { type PendingEntry, PendingTable } from "./pending.ts";
-import { readReply, summarize } from "./reply.ts";
-import { encodeReply, type ObjectResponse, parseJson } from "./responses.ts";
-import { type Checked, checkSchema } from "./schema.ts";
+import { readReply } from "./reply.ts";
+import type { ObjectResponse } from "./responses.ts";
+import { type Handler, Responder, type ResponderHost } from "./responder.ts";
 import { TransitClock } from "./transit.ts";
-import type {
-  Transport,
-  TransportMessage,
-  TransportStatus,
-  TransportSubscription,
-} from "./transport.ts";
-import {
-  decodeText,
-  encodeText,
-  errorBody,
-  errorHeaders,
-  errorText,
-  KIND_HEADER,
-  SENT_HEADER,
-  TIMEOUT_HEADER,
-} from "./wire.ts";
+import { about, assertFitsLine, checkTimeout, encodeRequest, expired, stamp } from "./request.ts";
+import { Outage } from "./outage.ts";
+import { checkInboxPrefix, ReplyInbox } from "./inbox.ts";
+import { type ReplyHandler, ReplyHandlers } from "./reply_handlers.ts";
+import type { Transport, TransportMessage, TransportStatus } from "./transport.ts";
+import { errorText, SENT_HEADER, TIMEOUT_HEADER } from "./wire.ts";
 
 /** Options of {@linkcode Endpoint}. */
 export interface EndpointOptions {
@@ -99,35 +69,11 @@ export interface RequestOptions {
   headers?: Readonly<Record<string, string>>;
 }
 
-/** What a handler gets beside the request body. */
-export interface HandlerContext {
-  /** Aborts when the caller has stopped waiting (its time budget ran out) or the endpoint closes. */
-  readonly signal: AbortSignal;
-  /** When the caller stops waiting, as a `Date.now()` timestamp; `undefined` when it sent no budget. */
-  readonly deadline: number | undefined;
-  /** The subject the request arrived on. */
-  readonly subject: string;
-  /** One request header's value, `undefined` when absent. */
-  header(name: string): string | undefined;
-}
-
-/** Answers one contract's requests. */
-export type Handler<C extends Contract> = (
-  body: HandledRequestOf<C>,
-  context: HandlerContext,
-) => HandlerReplyOf<C> | Promise<HandlerReplyOf<C>>;
-
 /** Options of {@linkcode Endpoint.handle}. */
 export interface HandleOptions {
-  /** Queue group, so that scaled-out responders share the requests. Default `"callbacks"`; `false` for none (every instance answers). */
+  /** Queue group, so that scaled-out responders share the requests. Default `"q"`, the queue group NATS micro services use, so responders of both kinds share requests on one subject; `false` for none (every instance answers). */
   queue?: string | false;
 }
-
-/** Sees object replies of one contract, after the callback, and its late replies. */
-export type ReplyHandler<C extends Contract> = (
-  reply: ReplyOf<C>,
-  info: { readonly id: string; readonly late: boolean },
-) => void;
 
 /** A registration that can be stopped: a responder or a reply handler. */
 export interface Registration extends Disposable {
@@ -135,16 +81,8 @@ export interface Registration extends Disposable {
   stop(): void;
 }
 
-/** A listener for one endpoint event, typed by its name. */
-export type EndpointEventListener<K extends keyof EndpointEventMap> =
-  | ((this: Endpoint, event: EndpointEventMap[K]) => void)
-  | { handleEvent(event: EndpointEventMap[K]): void };
-
 const DEFAULT_TIMEOUT = 30_000;
 /** How long after a reconnect a 503 may mean "responders not back yet". */
-const RETRY_WINDOW = 5_000;
-const RETRY_BASE = 50;
-const MAX_RETRIES = 6;
 const DEFAULT_MAX_PENDING = 10_000;
 const DEFAULT_MAX_HELD_BYTES = 16 * 1024 * 1024;
 const RECENT_LIMIT = 10_000;
@@ -175,60 +113,27 @@ const RECENT_LIMIT = 10_000;
  * assert(left === 5);
  * ```
  */
-export class Endpoint extends EventTarget implements AsyncDisposable {
+export class Endpoint extends EndpointEvents implements AsyncDisposable {
   readonly #transport: Transport;
   readonly #timeout: number;
   readonly #maxPending: number;
   readonly #sendOnly: boolean;
-  readonly #inboxPrefix: string;
   readonly #pending = new PendingTable((entry) => {
-    const { subject } = entry.contract;
-    const about = { subject, timeout: entry.timeout };
-    const [outcome, error]: [Outcome, Error] = entry.state === "held"
-      ? [
-        "disconnected",
-        new DisconnectedError(
-          `the connection to NATS was down for the whole ${entry.timeout} ms ${subject} could wait: ` +
-            `nothing was sent; send again once it is back`,
-          about,
-        ),
-      ]
-      : entry.state === "disrupted"
-      ? [
-        "disconnected",
-        new DisconnectedError(
-          `the connection to NATS dropped while ${subject} was in flight and no reply came within ` +
-            `${entry.timeout} ms: it may or may not have been processed`,
-          about,
-        ),
-      ]
-      : [
-        "timeout",
-        new TimeoutError(
-          `no reply to ${subject} within ${entry.timeout} ms: ` +
-            `check that a responder runs and is healthy, or raise the timeout`,
-          about,
-        ),
-      ];
+    const [outcome, error] = expired(entry);
     this.#finish(entry, outcome, error);
     entry.reject(error);
   }, RECENT_LIMIT);
-  /** Requests held while the connection is down, and their bytes. */
-  readonly #held = new Map<PendingEntry, number>();
-  #heldBytes = 0;
-  readonly #maxHeldBytes: number;
+  /** Held requests and 503 retries while the connection is down or just back. */
+  readonly #outage: Outage;
   readonly #logErrors: boolean;
-  readonly #errorListeners = new Set<unknown>();
   /** The subjects this endpoint handles: one handler each. */
   readonly #handled = new Set<string>();
-  readonly #transit = new TransitClock();
-  #down: boolean;
-  #gone = false;
-  #reconnectedAt = -Infinity;
+  /** What this endpoint's responders use of it. */
+  readonly #host: ResponderHost;
   readonly #unwatch: (() => void) | undefined;
   readonly #registrations = new Set<Registration>();
-  readonly #replyHandlers = new Map<Contract, Set<ReplyHandler<Contract>>>();
-  #inbox: { subject: string; subscription: TransportSubscription } | undefined;
+  readonly #replyHandlers: ReplyHandlers;
+  readonly #inbox: ReplyInbox;
   #closed = false;
 
   /**
@@ -251,29 +156,27 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       );
     }
     this.#transport = transport;
+    this.#replyHandlers = new ReplyHandlers((subject, error) => this.#report(subject, error));
+    this.#host = {
+      transport,
+      transit: new TransitClock(),
+      report: (subject, error) => this.#report(subject, error),
+    };
     this.#timeout = checkTimeout(options.timeout ?? DEFAULT_TIMEOUT, "Endpoint option timeout");
     this.#maxPending = atLeastOne(options.maxPending ?? DEFAULT_MAX_PENDING, "maxPending");
-    this.#maxHeldBytes = atLeastOne(options.maxHeldBytes ?? DEFAULT_MAX_HELD_BYTES, "maxHeldBytes");
+    this.#outage = new Outage({
+      down: transport.connected === false,
+      maxHeldBytes: atLeastOne(options.maxHeldBytes ?? DEFAULT_MAX_HELD_BYTES, "maxHeldBytes"),
+      resend: (entry) => this.#resend(entry),
+      live: (entry) => this.#pending.get(entry.id) === entry,
+    });
     this.#sendOnly = options.sendOnly === true;
     this.#logErrors = options.logErrors !== false;
-    const prefix = options.inboxPrefix ?? "_INBOX";
-    if (typeof prefix !== "string" || !isPublishSubject(prefix)) {
-      throw new TypeError(
-        `Endpoint option inboxPrefix must be a subject without wildcards, e.g. "_INBOX.app", got ${
-          JSON.stringify(prefix)
-        }`,
-      );
-    }
-    if (utf8Length(prefix) > MAX_INBOX_PREFIX) {
-      throw new RangeError(
-        `Endpoint option inboxPrefix is ${
-          utf8Length(prefix)
-        } bytes; at most ${MAX_INBOX_PREFIX} leave room for the subject in a NATS protocol line`,
-      );
-    }
-    this.#inboxPrefix = prefix;
-    this.#down = transport.connected === false;
-    this.#unwatch = transport.watch?.((status) => this.#onStatus(status));
+    this.#inbox = new ReplyInbox(transport, checkInboxPrefix(options.inboxPrefix ?? "_INBOX"), {
+      reply: (id, message) => this.#receiveReply(id, message),
+      failed: (subject, cause) => this.#inboxFailed(subject, cause),
+    });
+    this.#unwatch = transport.watch?.((status) => this.#connectionChanged(status));
   }
 
   /** How many callbacks are waiting for a reply. */
@@ -345,7 +248,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       if (this.#closed) {
         throw new ClosedError(`endpoint is closed: cannot send ${subject}; create a new endpoint`);
       }
-      if (this.#gone) throw connectionClosed({ subject, timeout });
+      if (this.#outage.gone) throw connectionClosed({ subject, timeout });
       if (this.#sendOnly) {
         throw new TypeError(
           "no reply inbox: a sendOnly endpoint cannot wait for replies; create the endpoint without sendOnly",
@@ -358,39 +261,17 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
             `retry later, or raise the endpoint's maxPending`,
         );
       }
-      const checked = checkSchema(contract.request, body);
-      if (!checked.ok) {
-        throw new InvalidRequestError(
-          `invalid ${subject} request: ${summarize(checked.issues)}; nothing was sent`,
-          { issues: checked.issues },
-        );
-      }
-      const extra = options.headers;
-      const problem = extra === undefined ? undefined : headersProblem(extra);
-      if (problem !== undefined) {
-        throw new InvalidRequestError(`${subject} request: ${problem}; nothing was sent`);
-      }
-      data = encodeText(JSON.stringify(body) ?? "null");
-      headers = { ...extra, [TIMEOUT_HEADER]: String(Math.ceil(timeout)), [SENT_HEADER]: "" };
-      const maxPayload = this.#transport.maxPayload;
-      size = data.length + headerBytes(headers) + STAMP_BYTES;
-      if (size > maxPayload) {
-        throw new InvalidRequestError(
-          `${subject} request is ${size} bytes with its headers, over the server's ` +
-            `max_payload of ${maxPayload} bytes: send less, or raise max_payload in the server config; nothing was sent`,
-        );
-      }
-      inbox = this.#openInbox();
-      if (publishLineBytes(subject, `${inbox}.${ID_SAMPLE}`, size) > MAX_CONTROL_LINE) {
-        throw new InvalidRequestError(
-          `${subject} and the reply subject are too long for one NATS protocol line ` +
-            `(${MAX_CONTROL_LINE} bytes): use a shorter subject or inboxPrefix; nothing was sent`,
-        );
-      }
-      if (this.#down && this.#heldBytes + size > this.#maxHeldBytes) {
+      ({ data, headers, size } = encodeRequest(contract, body, {
+        headers: options.headers,
+        timeout,
+        maxPayload: this.#transport.maxPayload,
+      }));
+      inbox = this.#inbox.open();
+      assertFitsLine(subject, inbox, size);
+      if (this.#outage.down && !this.#outage.fits(size)) {
         throw new PendingLimitError(
-          `the connection to NATS is down and ${this.#heldBytes} bytes of requests are held ` +
-            `(maxHeldBytes ${this.#maxHeldBytes}): retry once it is back, or raise maxHeldBytes; nothing was sent`,
+          `the connection to NATS is down and ${this.#outage.heldBytes} bytes of requests are ` +
+            `held (maxHeldBytes ${this.#outage.maxHeldBytes}): retry once it is back, or raise maxHeldBytes; nothing was sent`,
         );
       }
     } catch (error) {
@@ -431,13 +312,11 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     const { subject } = contract;
     const reply = `${inbox}.${id}`;
     // Keep what is sent only while it is held or a no-responders retry may need it.
-    if (this.#down || started - this.#reconnectedAt < RETRY_WINDOW) {
-      entry.sent = { subject, reply, data, headers };
-    }
-    if (this.#down) {
+    if (this.#outage.keeps()) entry.sent = { subject, reply, data, headers };
+    if (this.#outage.down) {
       // A NATS client drops what is published while disconnected: hold it until the
       // connection is back, within its deadline.
-      this.#hold(entry);
+      this.#outage.hold(entry);
       return promise;
     }
     try {
@@ -467,7 +346,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
    *
    * @param contract The contract to answer.
    * @param handler Returns the reply (or a promise of it).
-   * @param options `queue` (default `"callbacks"`; `false` for none).
+   * @param options `queue` (default `"q"`, as NATS micro services; `false` for none).
    * @returns A registration: `stop()` unsubscribes.
    * @throws {ClosedError} The endpoint is closed.
    * @throws {TypeError} Not a contract or handler; a queue with a space or control character;
@@ -501,7 +380,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       throw new ClosedError("endpoint is closed: create a new endpoint to handle requests");
     }
     const { subject } = contract;
-    const queue = options.queue === undefined ? "callbacks" : options.queue;
+    const queue = options.queue === undefined ? "q" : options.queue;
     if (queue !== false && (typeof queue !== "string" || !isQueue(queue))) {
       throw new TypeError(
         `handle(${subject}): queue must be a name without spaces or wildcards, or false; got ${
@@ -521,10 +400,10 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
           `split its requests; stop the first registration, or handle it on another endpoint`,
       );
     }
-    const state: ResponderState = { stopped: false, inFlight: new Set() };
+    const responder = new Responder(this.#host, contract, handler);
     const subscription = this.#transport.subscribe(
       subject,
-      (message) => this.#serve(contract, handler, message, state),
+      (message) => responder.serve(message),
       {
         ...(queue === false ? {} : { queue }),
         onError: (error) => this.#report(subject, error),
@@ -532,10 +411,9 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     );
     this.#handled.add(subject);
     return this.#register(() => {
-      state.stopped = true;
       this.#handled.delete(subject);
       subscription.unsubscribe();
-      for (const controller of state.inFlight) controller.abort(stopped(contract));
+      responder.stop();
     });
   }
 
@@ -586,14 +464,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       );
     }
     if (typeof handler !== "function") throw new TypeError("onReply() needs a handler function");
-    let handlers = this.#replyHandlers.get(contract);
-    if (!handlers) this.#replyHandlers.set(contract, handlers = new Set());
-    const added = handler as ReplyHandler<Contract>;
-    handlers.add(added);
-    return this.#register(() => {
-      handlers.delete(added);
-      if (handlers.size === 0) this.#replyHandlers.delete(contract);
-    });
+    return this.#register(this.#replyHandlers.add(contract, handler as ReplyHandler<Contract>));
   }
 
   /**
@@ -617,8 +488,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     this.#closed = true;
     this.#unwatch?.();
     for (const registration of [...this.#registrations]) registration.stop();
-    this.#inbox?.subscription.unsubscribe();
-    this.#inbox = undefined;
+    this.#inbox.close();
     for (const id of this.#pending.ids()) {
       this.#settle(
         id,
@@ -637,55 +507,6 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     return this.close();
   }
 
-  /** Adds a typed listener for an endpoint event (see {@linkcode EndpointEventMap}). */
-  override addEventListener<K extends keyof EndpointEventMap>(
-    type: K,
-    listener: EndpointEventListener<K> | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  /** Adds a listener. */
-  override addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  override addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void {
-    super.addEventListener(type, listener, options);
-    // Counted for logErrors; one that may go away by itself (once, signal) is not counted,
-    // so errors are then logged as well.
-    if (
-      type === "error" && listener &&
-      !(typeof options === "object" && (options.once || options.signal))
-    ) {
-      this.#errorListeners.add(listener);
-    }
-  }
-
-  /** Removes a typed listener. */
-  override removeEventListener<K extends keyof EndpointEventMap>(
-    type: K,
-    listener: EndpointEventListener<K> | null,
-    options?: boolean | EventListenerOptions,
-  ): void;
-  /** Removes a listener. */
-  override removeEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | EventListenerOptions,
-  ): void;
-  override removeEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | EventListenerOptions,
-  ): void {
-    super.removeEventListener(type, listener, options);
-    if (type === "error") this.#errorListeners.delete(listener);
-  }
-
   #register(stop: () => void): Registration {
     let active = true;
     const registration: Registration = {
@@ -701,23 +522,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
     return registration;
   }
 
-  #openInbox(): string {
-    if (this.#inbox) return this.#inbox.subject;
-    const subject = `${this.#inboxPrefix}.${randomToken()}`;
-    const prefixLength = subject.length + 1;
-    const subscription = this.#transport.subscribe(
-      `${subject}.*`,
-      (message) => this.#onReply(prefixLength, message),
-      { onError: (error) => this.#inboxFailed(subject, error) },
-    );
-    this.#inbox = { subject, subscription };
-    return subject;
-  }
-
   #inboxFailed(subject: string, cause: Error): void {
-    if (this.#inbox?.subject !== subject) return;
-    this.#inbox.subscription.unsubscribe();
-    this.#inbox = undefined;
     for (const id of this.#pending.ids()) {
       this.#settle(id, "disconnected", (entry) =>
         new DisconnectedError(
@@ -733,16 +538,10 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
    * which never throws: a reply that cannot be read settles its request as
    * `InvalidReplyError`, so nothing from the wire can throw into the transport.
    */
-  #onReply(prefixLength: number, message: TransportMessage): void {
-    let id: string;
-    try {
-      id = message.subject.slice(prefixLength);
-    } catch {
-      return; // no subject, no request to settle
-    }
+  #receiveReply(id: string, message: TransportMessage): void {
     const entry = this.#pending.get(id);
     if (entry === undefined) {
-      this.#late(id, message);
+      this.#lateReply(id, message);
       return;
     }
     const result = readReply(entry.contract, message, entry.timeout);
@@ -750,84 +549,33 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       this.#pending.take(id);
       this.#finish(entry, "reply", undefined);
       entry.resolve(result.value);
-      this.#queueReplyHandlers(entry.contract, result.value, id, false);
+      this.#replyHandlers.run(entry.contract, result.value, { id, late: false });
       return;
     }
-    if (result.outcome === "no-responders" && entry.sent !== undefined && this.#retry(entry)) {
-      return;
-    }
+    if (result.outcome === "no-responders" && this.#outage.retry(entry)) return;
     this.#pending.take(id);
     this.#finish(entry, result.outcome, result.error);
     entry.reject(result.error);
   }
 
-  #onStatus(status: TransportStatus): void {
+  #connectionChanged(status: TransportStatus): void {
     if (this.#closed) return;
     if (status === "disconnect") {
-      this.#down = true;
-      for (const entry of this.#pending.values()) {
-        if (entry.state === "sent") entry.state = "disrupted";
-      }
+      this.#outage.disconnect(this.#pending.values());
     } else if (status === "reconnect") {
-      this.#down = false;
-      this.#reconnectedAt = performance.now();
+      this.#outage.reconnect();
       // The event before the resends: a listener of theirs may drop the connection again,
       // and its "disconnect" must come after this "reconnect".
       this.dispatchEvent(new ConnectionEvent(status));
-      const held = [...this.#held.keys()];
-      for (const entry of held) {
-        // A listener may have settled it (abort, close) or dropped the connection again.
-        if (this.#pending.get(entry.id) !== entry || this.#down) continue;
-        this.#unhold(entry);
-        entry.state = "sent";
-        this.#resend(entry);
-      }
+      this.#outage.resendHeld();
       return;
     } else {
-      this.#down = this.#gone = true;
+      this.#outage.close();
       for (const id of this.#pending.ids()) {
         this.#settle(id, "disconnected", (entry) => connectionClosed(about(entry)));
       }
     }
     this.dispatchEvent(new ConnectionEvent(status));
-  }
-
-  /** Holds a request while the connection is down, counting its bytes. */
-  #hold(entry: PendingEntry): void {
-    if (this.#held.has(entry)) return;
-    entry.state = "held";
-    const { data, headers } = entry.sent!;
-    const size = data.length + headerBytes(headers) + STAMP_BYTES;
-    this.#held.set(entry, size);
-    this.#heldBytes += size;
-  }
-
-  #unhold(entry: PendingEntry): void {
-    this.#heldBytes -= this.#held.get(entry) ?? 0;
-    this.#held.delete(entry);
-  }
-
-  /**
-   * After a reconnect, a 503 may only mean the responders' connections are not
-   * back yet; it proves nobody received the request, so sending it again is
-   * safe. Retries are bounded, jittered, and inside the deadline.
-   */
-  #retry(entry: PendingEntry): boolean {
-    const now = performance.now();
-    if (entry.attempts >= MAX_RETRIES || now - this.#reconnectedAt > RETRY_WINDOW) return false;
-    const backoff = (RETRY_BASE << entry.attempts) * (0.5 + Math.random());
-    if (now + backoff >= entry.deadline) return false;
-    entry.attempts++;
-    clearTimeout(entry.retry);
-    entry.retry = setTimeout(() => {
-      entry.retry = undefined;
-      if (this.#pending.get(entry.id) !== entry) return;
-      // The connection dropped again: the 503 proved nobody got it, so hold it. (A
-      // connection closed for good settled it, which cleared this timer.)
-      if (this.#down) this.#hold(entry);
-      else this.#resend(entry);
-    }, backoff);
-    return true;
   }
 
   /** Publishes a held or retried request with what is left of its time budget. */
@@ -843,44 +591,16 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
       this.#settle(entry.id, "disconnected", () => error);
       return;
     }
-    if (performance.now() - this.#reconnectedAt >= RETRY_WINDOW) entry.sent = undefined;
+    this.#outage.sent(entry);
     this.dispatchEvent(new RequestEvent(subject, { id: entry.id, timeout: left }));
   }
 
-  #late(id: string, message: TransportMessage): void {
+  #lateReply(id: string, message: TransportMessage): void {
     const contract = this.#pending.settled(id);
     this.dispatchEvent(new LateReplyEvent(contract?.subject, { id }));
     if (contract === undefined || !this.#replyHandlers.has(contract)) return;
     const result = readReply(contract, message);
-    if (result.ok) this.#queueReplyHandlers(contract, result.value, id, true);
-  }
-
-  /**
-   * Runs the reply handlers registered when the reply arrived, after the callback: in a
-   * microtask, so the caller's continuation (queued by `resolve`) runs first, and replies'
-   * handlers run in arrival order. A handler stopped (or an endpoint closed) by the caller's
-   * continuation still sees the reply it was registered for.
-   */
-  #queueReplyHandlers(contract: Contract, value: unknown, id: string, late: boolean): void {
-    const registered = this.#replyHandlers.get(contract);
-    if (registered === undefined) return;
-    const handlers = [...registered];
-    queueMicrotask(() => this.#runReplyHandlers(contract, handlers, value, { id, late }));
-  }
-
-  #runReplyHandlers(
-    contract: Contract,
-    handlers: readonly ReplyHandler<Contract>[],
-    value: unknown,
-    info: { readonly id: string; readonly late: boolean },
-  ): void {
-    for (const handler of handlers) {
-      try {
-        handler(value as never, info);
-      } catch (error) {
-        this.#report(contract.subject, error);
-      }
-    }
+    if (result.ok) this.#replyHandlers.run(contract, result.value, { id, late: true });
   }
 
   /** Settles a waiting request with an error made for it; nothing if it already settled. */
@@ -893,7 +613,7 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
   }
 
   #finish(entry: PendingEntry, outcome: Outcome, error: unknown): void {
-    if (entry.state === "held") this.#unhold(entry);
+    this.#outage.settled(entry);
     this.dispatchEvent(
       new SettleEvent(entry.contract.subject, {
         id: entry.id,
@@ -910,253 +630,10 @@ export class Endpoint extends EventTarget implements AsyncDisposable {
    */
   #report(subject: string, error: unknown): void {
     this.dispatchEvent(new EndpointErrorEvent(subject, { error }));
-    if (this.#logErrors && this.#errorListeners.size === 0) {
+    if (this.#logErrors && !this.listensForErrors) {
       console.error(`@seed/callbacks: ${subject}:`, error);
     }
   }
-
-  /**
-   * A request for one of this endpoint's handlers: read it, run the handler,
-   * answer. Never throws: a request that cannot be read is answered 400, and
-   * whatever the handler does, the caller gets one answer.
-   */
-  #serve<C extends Contract>(
-    contract: C,
-    handler: Handler<C>,
-    message: TransportMessage,
-    state: ResponderState,
-  ): void {
-    let reply = "";
-    let request: Checked<unknown>;
-    let budget = NaN;
-    let age = 0;
-    try {
-      reply = message.reply;
-      let text: string | undefined;
-      try {
-        text = decodeText(message.data);
-      } catch {
-        // Not UTF-8: answered below.
-      }
-      const parsed = text === undefined
-        ? { ok: false as const, issues: [{ message: "the body is not UTF-8" }] }
-        : parseJson(text);
-      request = parsed.ok ? checkSchema(contract.request, parsed.value) : parsed;
-      if (request.ok) {
-        budget = Number(message.header(TIMEOUT_HEADER));
-        const sent = Number(message.header(SENT_HEADER));
-        const sender = reply.slice(0, reply.lastIndexOf("."));
-        if (Number.isFinite(sent) && sender !== "") age = this.#transit.age(sender, sent);
-      }
-    } catch (error) {
-      request = { ok: false, issues: [{ message: `it cannot be read (${errorText(error)})` }] };
-    }
-    if (!request.ok) {
-      let why: string;
-      try {
-        why = summarize(request.issues);
-      } catch {
-        why = "it fails the contract";
-      }
-      this.#respond(contract, reply, EMPTY, errorHeaders(400, `invalid request: ${why}`));
-      return;
-    }
-    // The time the caller has left: its budget, less what the request is known to have
-    // spent on the way (see TransitClock).
-    const left = budget > 0 && Number.isFinite(budget) ? budget - age : undefined;
-    if (left !== undefined && left <= 0) return; // the caller has stopped waiting
-    this.#answer(contract, handler, message, request.value, left, reply, state);
-  }
-
-  async #answer<C extends Contract>(
-    contract: C,
-    handler: Handler<C>,
-    message: TransportMessage,
-    body: unknown,
-    left: number | undefined,
-    reply: string,
-    state: ResponderState,
-  ): Promise<void> {
-    const deadline = left === undefined ? undefined : Date.now() + left;
-    // The signal (and its deadline timer) is made only for handlers that read it.
-    let controller: AbortController | undefined;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let answered = false;
-    const signal = (): AbortSignal => {
-      if (controller) return controller.signal;
-      const made = controller = new AbortController();
-      // Read after the handler returned: nothing waits on it any more.
-      if (answered) {
-        made.abort(new ClosedError(`the ${contract.subject} request was answered`));
-        return made.signal;
-      }
-      if (state.stopped) {
-        made.abort(stopped(contract));
-        return made.signal;
-      }
-      state.inFlight.add(made);
-      if (deadline !== undefined) {
-        const expire = () =>
-          made.abort(
-            new TimeoutError(`the caller of ${contract.subject} stopped waiting`, {
-              subject: contract.subject,
-              timeout: left!,
-            }),
-          );
-        const wait = deadline - Date.now();
-        if (wait <= 0) expire();
-        else if (wait <= MAX_TIMER) timer = setTimeout(expire, wait);
-      }
-      return made.signal;
-    };
-    let data: Uint8Array = EMPTY;
-    let headers: Record<string, string> | undefined;
-    try {
-      const value = await handler(body as HandledRequestOf<C>, {
-        get signal() {
-          return signal();
-        },
-        deadline,
-        subject: message.subject,
-        header: (name) => message.header(name),
-      });
-      const encoded = encodeReply(contract.response, value);
-      if (encoded.ok) {
-        data = encodeText(encoded.value);
-        headers = { [KIND_HEADER]: contract.response.kind };
-      } else {
-        headers = errorHeaders(
-          500,
-          "internal error: the handler's reply does not match the contract",
-        );
-        this.#report(
-          contract.subject,
-          new InvalidReplyError(
-            `the ${contract.subject} handler returned a reply that does not match the contract: ${
-              summarize(encoded.issues)
-            }`,
-            { issues: encoded.issues },
-          ),
-        );
-      }
-    } catch (error) {
-      // Whatever was thrown, and however it behaves when inspected, the caller gets an answer.
-      try {
-        headers = this.#failure(contract, error, controller);
-        if (headers !== undefined && error instanceof ReplyError && error.data !== undefined) {
-          try {
-            data = encodeText(errorBody(error.data));
-          } catch (cause) {
-            this.#report(contract.subject, cause);
-          }
-        }
-      } catch (inspection) {
-        headers = errorHeaders(500, "internal error");
-        this.#report(contract.subject, inspection);
-      }
-    } finally {
-      answered = true;
-      if (timer !== undefined) clearTimeout(timer);
-      if (controller) state.inFlight.delete(controller);
-    }
-    if (headers !== undefined) this.#respond(contract, reply, data, headers);
-  }
-
-  /** The error headers a handler's exception answers with; `undefined` for no answer. */
-  #failure(
-    contract: Contract,
-    error: unknown,
-    controller: AbortController | undefined,
-  ): Record<string, string> | undefined {
-    if (controller?.signal.aborted && error === controller.signal.reason) {
-      // The handler gave up because its signal aborted. At the caller's deadline
-      // nobody waits for an answer; when the responder stopped, say so at once.
-      return error instanceof ClosedError
-        ? errorHeaders(503, "the responder stopped before answering: send the request again")
-        : undefined;
-    }
-    if (error instanceof ReplyError) {
-      const { code, description } = error;
-      if (Number.isInteger(code) && code >= 100 && code <= 999 && typeof description === "string") {
-        return errorHeaders(code, description);
-      }
-    }
-    this.#report(contract.subject, error);
-    return errorHeaders(500, "internal error");
-  }
-
-  /**
-   * Publishes an answer. One that cannot be sent (over `max_payload`, too long
-   * for a protocol line, refused by the client) is reported, and the caller gets
-   * `500 internal error: the reply could not be sent` instead of waiting.
-   */
-  #respond(
-    contract: Contract,
-    reply: string,
-    data: Uint8Array,
-    headers: Record<string, string>,
-  ): void {
-    if (reply === "") return;
-    try {
-      const size = data.length + headerBytes(headers);
-      if (
-        size > this.#transport.maxPayload || publishLineBytes(reply, "", size) > MAX_CONTROL_LINE
-      ) {
-        throw new RangeError(
-          `the ${contract.subject} reply is ${size} bytes, over the server's max_payload of ` +
-            `${this.#transport.maxPayload}, or its reply subject is too long`,
-        );
-      }
-      this.#transport.publish(reply, data, { headers });
-    } catch (error) {
-      this.#report(contract.subject, error);
-      try {
-        // The caller should not wait for its timeout because the reply could not be sent.
-        this.#transport.publish(reply, EMPTY, {
-          headers: errorHeaders(500, "internal error: the reply could not be sent"),
-        });
-      } catch {
-        // The connection is gone; the caller times out.
-      }
-    }
-  }
-}
-
-/** What a responder registration shares with its in-flight handlers. */
-interface ResponderState {
-  stopped: boolean;
-  readonly inFlight: Set<AbortController>;
-}
-
-const EMPTY = new Uint8Array();
-const MAX_TIMER = 2_147_483_647;
-
-function stopped(contract: Contract): ClosedError {
-  return new ClosedError(`the ${contract.subject} handler was stopped`);
-}
-
-/** The reply token's length: a `crypto.randomUUID()`. */
-const ID_SAMPLE = "00000000-0000-0000-0000-000000000000";
-/** The bytes of a `Callback-Sent` value: milliseconds since 1970, 13 digits until 2286. */
-const STAMP_BYTES = 13;
-
-/** When a request leaves, in milliseconds since 1970. */
-function stamp(): string {
-  return String(Date.now());
-}
-
-/** The subject and timeout of a request, for the errors that carry them. */
-function about(entry: PendingEntry): NoReplyErrorOptions {
-  return { subject: entry.contract.subject, timeout: entry.timeout };
-}
-
-function checkTimeout(timeout: unknown, what: string): number {
-  if (typeof timeout !== "number" || !(timeout >= 1) || timeout > 2_147_483_647) {
-    throw new RangeError(
-      `${what} must be a number of milliseconds from 1 to 2147483647, got ${String(timeout)}`,
-    );
-  }
-  return timeout;
 }
 
 function atLeastOne(value: unknown, name: string): number {
@@ -1167,15 +644,3 @@ function atLeastOne(value: unknown, name: string): number {
   }
   return value;
 }
-
-/** 128 random bits as 32 hex digits. */
-function randomToken(): string {
-  let token = "";
-  for (const byte of crypto.getRandomValues(new Uint8Array(16))) {
-    token += (byte | 256).toString(16).slice(1);
-  }
-  return token;
-}
-
-/** The longest `inboxPrefix`, in bytes: a request's line holds the subject, the reply and sizes. */
-const MAX_INBOX_PREFIX = 1024;

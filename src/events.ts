@@ -1,3 +1,5 @@
+import type { Endpoint } from "./endpoint.ts";
+
 /**
  * The events an {@linkcode Endpoint} dispatches, each an `Event` subclass
  * with typed fields.
@@ -153,6 +155,84 @@ export class ConnectionEvent extends Event {
   constructor(status: "disconnect" | "reconnect" | "close") {
     super("connection");
     this.status = status;
+  }
+}
+
+/** A listener for one endpoint event, typed by its name. */
+export type EndpointEventListener<K extends keyof EndpointEventMap> =
+  | ((this: Endpoint, event: EndpointEventMap[K]) => void)
+  | { handleEvent(event: EndpointEventMap[K]): void };
+
+/**
+ * An `EventTarget` whose `addEventListener` and `removeEventListener` are
+ * typed by event name (see {@linkcode EndpointEventMap}), and which knows
+ * whether anyone listens for `error` events. {@linkcode Endpoint} extends it.
+ *
+ * @example A typed listener
+ * ```ts
+ * import { Endpoint, memoryTransport } from "@seed/callbacks";
+ * await using endpoint = new Endpoint(memoryTransport());
+ * endpoint.addEventListener("settle", (event) => console.log(event.outcome));
+ * ```
+ */
+export class EndpointEvents extends EventTarget {
+  readonly #errorListeners = new Set<unknown>();
+
+  /**
+   * Whether an `error` listener is registered. One added with `once` or a
+   * `signal` may go away by itself and is not counted.
+   */
+  get listensForErrors(): boolean {
+    return this.#errorListeners.size > 0;
+  }
+
+  /** Adds a typed listener for an endpoint event (see {@linkcode EndpointEventMap}). */
+  override addEventListener<K extends keyof EndpointEventMap>(
+    type: K,
+    listener: EndpointEventListener<K> | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /** Adds a listener. */
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void {
+    super.addEventListener(type, listener, options);
+    // Counted for logErrors; one that may go away by itself (once, signal) is not counted,
+    // so errors are then logged as well.
+    if (
+      type === "error" && listener &&
+      !(typeof options === "object" && (options.once || options.signal))
+    ) {
+      this.#errorListeners.add(listener);
+    }
+  }
+
+  /** Removes a typed listener. */
+  override removeEventListener<K extends keyof EndpointEventMap>(
+    type: K,
+    listener: EndpointEventListener<K> | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  /** Removes a listener. */
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void {
+    super.removeEventListener(type, listener, options);
+    if (type === "error") this.#errorListeners.delete(listener);
   }
 }
 

@@ -39,8 +39,8 @@ export interface PendingEntry {
   sent: Outgoing | undefined;
   /** How many times it was sent again after a no-responders status. */
   attempts: number;
-  /** The timer of a pending retry. */
-  retry: ReturnType<typeof setTimeout> | undefined;
+  /** The timer of a pending retry (the outage logic's clock made it, and clears it). */
+  retry: unknown;
   /** Neighbours in its timeout list. */
   prev: PendingEntry | undefined;
   /** Neighbours in its timeout list. */
@@ -154,7 +154,6 @@ export class PendingTable {
     entry.prev = entry.next = undefined;
     if (lane.head === undefined && this.#lanes.size > 8) this.#lanes.delete(entry.timeout);
     entry.detach?.();
-    if (entry.retry !== undefined) clearTimeout(entry.retry);
     entry.sent = undefined;
     this.#recent.set(entry.id, entry.contract);
     if (this.#recent.size >= this.#recentLimit) {

@@ -1,0 +1,198 @@
+/**
+ * The outage logic on a fake clock: held requests and their bytes, resending
+ * at a reconnect, and the bounded, jittered 503 retry window. No test sleeps.
+ */
+
+import * as v from "valibot";
+import { assert, assertEquals, assertStrictEquals } from "@std/assert";
+import { defineRequest, int } from "../mod.ts";
+import { type Clock, Outage, RETRY_WINDOW, STAMP_BYTES } from "../src/outage.ts";
+import type { PendingEntry } from "../src/pending.ts";
+
+const Count = defineRequest({ subject: "outage.count", request: v.number(), response: int() });
+
+/** A clock whose time, randomness and timers the test moves by hand. */
+class FakeClock implements Clock {
+  time = 1_000;
+  rand = 0.5;
+  readonly timers = new Map<number, { at: number; fn: () => void }>();
+  #next = 1;
+  now = (): number => this.time;
+  random = (): number => this.rand;
+  setTimeout = (fn: () => void, ms: number): unknown => {
+    const id = this.#next++;
+    this.timers.set(id, { at: this.time + ms, fn });
+    return id;
+  };
+  clearTimeout = (timer: unknown): void => void this.timers.delete(timer as number);
+  /** Moves time on by `ms`, firing the timers that come due, in order. */
+  tick(ms: number): void {
+    const until = this.time + ms;
+    for (;;) {
+      const due = [...this.timers].filter(([, t]) =>
+        t.at <= until
+      ).sort((a, b) => a[1].at - b[1].at)[0];
+      if (due === undefined) break;
+      this.timers.delete(due[0]);
+      this.time = due[1].at;
+      due[1].fn();
+    }
+    this.time = until;
+  }
+}
+
+function entry(id: string, deadline: number, bytes = 10): PendingEntry {
+  return {
+    id,
+    contract: Count,
+    started: 0,
+    deadline,
+    timeout: deadline,
+    resolve: () => {},
+    reject: () => {},
+    detach: undefined,
+    state: "sent",
+    sent: { subject: Count.subject, reply: `r.${id}`, data: new Uint8Array(bytes), headers: {} },
+    attempts: 0,
+    retry: undefined,
+    prev: undefined,
+    next: undefined,
+  };
+}
+
+function setup(options: { down?: boolean; maxHeldBytes?: number } = {}) {
+  const clock = new FakeClock();
+  const resent: string[] = [];
+  const settled = new Set<PendingEntry>();
+  const outage = new Outage({
+    down: options.down ?? false,
+    maxHeldBytes: options.maxHeldBytes ?? 1_000,
+    clock,
+    resend: (e) => resent.push(e.id),
+    live: (e) => !settled.has(e),
+  });
+  return { clock, resent, settled, outage };
+}
+
+Deno.test("outage - requests held while down are counted in bytes, bounded, and sent in order when it is back", () => {
+  const { outage, resent, settled } = setup({ down: true, maxHeldBytes: 100 });
+  const [a, b, c] = [entry("a", 10_000, 30), entry("b", 10_000, 30), entry("c", 10_000, 30)];
+  // Each held request counts its body, its header block and the stamp it gets when sent.
+  const each = 30 + 12 + STAMP_BYTES;
+  assert(outage.fits(each));
+  outage.hold(a);
+  outage.hold(a); // holding twice counts once
+  assertEquals(outage.heldBytes, each);
+  outage.hold(b);
+  assert(!outage.fits(each), "a third would pass maxHeldBytes");
+  settled.add(b);
+  outage.settled(b); // settled while held: its bytes are free
+  assertEquals([outage.heldBytes, b.state], [each, "held"]);
+  outage.hold(c);
+  outage.reconnect();
+  outage.resendHeld();
+  assertEquals(resent, ["a", "c"]);
+  assertEquals([a.state, c.state, outage.heldBytes], ["sent", "sent", 0]);
+});
+
+Deno.test("outage - a drop while the held requests are sent keeps the rest held", () => {
+  const clock = new FakeClock();
+  const resent: string[] = [];
+  const outage: Outage = new Outage({
+    down: true,
+    maxHeldBytes: 1_000,
+    clock,
+    resend: (e) => {
+      resent.push(e.id);
+      outage.disconnect([e]); // the first resend drops the connection again
+    },
+    live: () => true,
+  });
+  const [a, b] = [entry("a", 10_000), entry("b", 10_000)];
+  outage.hold(a);
+  outage.hold(b);
+  outage.reconnect();
+  outage.resendHeld();
+  assertEquals([resent, a.state, b.state], [["a"], "disrupted", "held"]);
+  outage.reconnect();
+  outage.resendHeld();
+  assertEquals(resent, ["a", "b"]);
+});
+
+Deno.test("outage - a 503 after a reconnect is retried with jittered doubling backoff, at most six times", () => {
+  const { clock, outage, resent } = setup();
+  outage.reconnect();
+  const e = entry("e", clock.time + 60_000);
+  const backoffs: number[] = [];
+  for (const rand of [0, 0.999, 0.5, 0, 0.5, 0.25]) {
+    clock.rand = rand;
+    const before = clock.time;
+    assert(outage.retry(e), `retry ${e.attempts + 1}`);
+    const [timer] = [...clock.timers.values()];
+    backoffs.push(Math.round(timer!.at - before));
+    clock.tick(timer!.at - before);
+  }
+  // 50 ms doubling at each retry, times a jitter of 0.5 to 1.5.
+  assertEquals(backoffs, [25, 150, 200, 200, 800, 1200]);
+  assertEquals(resent.length, 6);
+  assert(!outage.retry(e), "a seventh 503 settles as no responders");
+  assertEquals(clock.timers.size, 0);
+});
+
+Deno.test("outage - no retry outside the window after a reconnect, past the deadline, or without the bytes", () => {
+  const { clock, outage } = setup();
+  const e = entry("e", clock.time + 60_000);
+  assert(!outage.retry(e), "never reconnected: a 503 is an answer");
+  outage.reconnect();
+  const late = entry("late", clock.time + 40); // backoff 50 ms ends past its deadline
+  assert(!outage.retry(late));
+  const lean = entry("lean", clock.time + 60_000);
+  lean.sent = undefined;
+  assert(!outage.retry(lean));
+  clock.tick(RETRY_WINDOW + 1);
+  assert(!outage.retry(e), "the window has closed");
+  assert(!outage.keeps(), "and requests no longer keep their bytes");
+  assertEquals(clock.timers.size, 0);
+});
+
+Deno.test("outage - a retry whose timer fires while down is held, and sent when it is back", () => {
+  const { clock, outage, resent } = setup();
+  outage.reconnect();
+  const e = entry("e", clock.time + 3_000);
+  assert(outage.retry(e));
+  outage.disconnect([e]);
+  clock.tick(100);
+  assertEquals([resent, e.state], [[], "held"]);
+  assert(outage.heldBytes > 0);
+  outage.reconnect();
+  outage.resendHeld();
+  assertEquals([resent, e.state, outage.heldBytes], [["e"], "sent", 0]);
+});
+
+Deno.test("outage - settling clears a pending retry; a settled request's timer sends nothing", () => {
+  const { clock, outage, resent, settled } = setup();
+  outage.reconnect();
+  const [a, b] = [entry("a", clock.time + 3_000), entry("b", clock.time + 3_000)];
+  assert(outage.retry(a) && outage.retry(b));
+  outage.settled(a);
+  assertStrictEquals(a.retry, undefined);
+  settled.add(b); // settled elsewhere: its timer finds it gone
+  clock.tick(1_000);
+  assertEquals(resent, []);
+  assertEquals(clock.timers.size, 0);
+});
+
+Deno.test("outage - a request made soon after a reconnect keeps its bytes until the window closes", () => {
+  const { clock, outage } = setup();
+  assert(!outage.keeps());
+  outage.reconnect();
+  assert(outage.keeps());
+  const e = entry("e", clock.time + 60_000);
+  outage.sent(e);
+  assert(e.sent !== undefined);
+  clock.tick(RETRY_WINDOW);
+  outage.sent(e);
+  assertStrictEquals(e.sent, undefined);
+  outage.close();
+  assert(outage.down && outage.gone && outage.keeps());
+});
