@@ -1,9 +1,9 @@
 /**
  * Reproduces the Deno WebSocket client's Nagle stall (docs/deno-websocket-nagle.md):
- * starts its own nats-server, then measures raw nats.ws `nc.request()` throughput
- * with Deno's built-in `WebSocket`, with npm `ws` 8 (run through Deno's Node
- * compatibility; it sets TCP_NODELAY) and with `wsFactory` from
- * `@seed/callbacks/deno` (TCP_NODELAY on, one write per frame).
+ * starts its own nats-server, then measures raw `nc.request()` throughput with
+ * nats.ws over Deno's built-in `WebSocket`, nats.ws over `wsFactory` from
+ * `@seed/callbacks/deno` (npm `ws`, TCP_NODELAY on), and `@nats-io/transport-node`
+ * on the NATS TCP port (TCP_NODELAY on, no WebSocket).
  *
  *     deno run --allow-all bench/deno_nagle_repro.ts [--seconds 0.5]
  *
@@ -13,25 +13,19 @@
 import { connect, type NatsConnection } from "nats.ws";
 // a bench-only comparison: kept out of deno.json's imports so nothing else can depend on it
 // deno-lint-ignore no-import-prefix
-import WebSocket from "npm:ws@8";
-import { type WsFactory, wsFactory } from "../deno.ts";
-import { startNatsServer } from "../tests/helpers/nats_server.ts";
+import { connect as connectTcp } from "npm:@nats-io/transport-node@3.4.0";
+import { wsFactory } from "../deno.ts";
+import { type NatsServer, startNatsServer } from "../tests/helpers/nats_server.ts";
 
-/** npm `ws` as a `wsFactory`, handed over while it connects as `deno.ts`' `wsFactory` does. */
-const npmWsFactory: WsFactory = (url) => {
-  const socket = new WebSocket(url);
-  socket.binaryType = "arraybuffer";
-  return Promise.resolve({
-    socket: socket as unknown as globalThis.WebSocket,
-    encrypted: url.startsWith("wss:"),
-  });
-};
-
-/** How each connection's sockets are made. */
-const CLIENTS: Record<string, { wsFactory?: WsFactory }> = {
-  "native WebSocket": {},
-  "npm:ws": { wsFactory: npmWsFactory },
-  "wsFactory": { wsFactory },
+/** How each client connects. */
+const CLIENTS: Record<string, (server: NatsServer) => Promise<NatsConnection>> = {
+  "native WebSocket": (server) => connect({ servers: server.wsUrl }),
+  // nats.ws' ConnectionOptions type omits wsFactory (it reads it at run time)
+  "wsFactory": (server) => connect({ servers: server.wsUrl, ...{ wsFactory } }),
+  // nats.ws and transport-node's nats-core are separate packages: the transport factory
+  // transport-node installs is nats-core's, and nats.ws does not see it
+  "transport-node (TCP)": async (server) =>
+    (await connectTcp({ servers: `127.0.0.1:${server.port}` })) as unknown as NatsConnection,
 };
 
 /** [label, body bytes, requests in flight] */
@@ -72,9 +66,9 @@ async function measure(
 
 await using server = await startNatsServer();
 const conns = new Map<string, { caller: NatsConnection; responder: NatsConnection }>();
-for (const [name, options] of Object.entries(CLIENTS)) {
-  const responder = await connect({ servers: server.wsUrl, ...options });
-  const caller = await connect({ servers: server.wsUrl, ...options });
+for (const [name, open] of Object.entries(CLIENTS)) {
+  const responder = await open(server);
+  const caller = await open(server);
   // each client has its own subject: replies travel over the same kind of socket
   responder.subscribe(`echo.${conns.size}`, {
     callback: (_err, msg) => {
@@ -109,7 +103,7 @@ for (const { caller, responder } of conns.values()) {
 const names = [...results.keys()];
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
 console.log(
-  `Deno ${Deno.version.deno}, nats.ws, nats-server on 127.0.0.1; req/s, best of ${ROUNDS} runs of ${SECONDS} s\n`,
+  `Deno ${Deno.version.deno}, nats-server on 127.0.0.1; req/s, best of ${ROUNDS} runs of ${SECONDS} s\n`,
 );
 console.log(`| case | ${names.join(" | ")} |`);
 console.log(`| --- | ${names.map(() => "---:").join(" | ")} |`);

@@ -6,13 +6,18 @@
  * (Deno's own WebSocket by default, or `@seed/callbacks/deno`'s), and the
  * connection's `close()`, `closed()` and `drain()` resolve only once every
  * socket it opened has fired `close` and any reconnect still in flight has
- * settled.
+ * settled. {@linkcode connectNode} connects `@nats-io/transport-node` to the
+ * NATS TCP port instead, for the one test file that uses it.
  *
  * @module
  */
 import { connect, type ConnectionOptions, type NatsConnection } from "nats.ws";
-import { wsconnect } from "@nats-io/nats-core";
-import type { NatsConnection as CoreConnection } from "@nats-io/nats-core";
+import { wsconnect } from "../deps/nats_core.ts";
+import type {
+  ConnectionOptions as CoreOptions,
+  NatsConnection as CoreConnection,
+} from "../deps/nats_core.ts";
+import { connect as connectTcp } from "../deps/transport_node.ts";
 import type { WsFactory } from "../../deno.ts";
 
 const SOCKET_CLOSE_TIMEOUT_MS = 10_000;
@@ -148,4 +153,46 @@ export function connectCore(
     { servers, ...options },
     wsconnect as unknown as ConnectFn<CoreConnection>,
   );
+}
+
+/**
+ * Connects to the server's NATS TCP port with `@nats-io/transport-node`, as
+ * a Deno server or script that reaches that port would. Its `close()`,
+ * `closed()` and `drain()` also settle a reconnect still in flight.
+ *
+ * Opening it replaces nats-core's module-wide transport factory: `wsconnect()`
+ * connections made afterwards in the same process no longer reconnect. Use it
+ * only in a test file of its own (Deno runs each test file in its own isolate).
+ */
+export async function connectNode(
+  server: { port: number } | string,
+  options: Partial<CoreOptions> = {},
+): Promise<CoreConnection> {
+  const servers = typeof server === "string" ? server : `127.0.0.1:${server.port}`;
+  const nc = await connectTcp({ ...options, servers });
+  let settling: Promise<void> | undefined;
+  const done = () =>
+    settling ??= (async () => {
+      const ph = (nc as unknown as ProtocolInternals).protocol;
+      await ph?.connectPromise?.catch(() => {});
+      ph?.heartbeats?.cancel();
+      await ph?.transport?.close().catch(() => {});
+    })();
+  const close = nc.close.bind(nc);
+  const closed = nc.closed.bind(nc);
+  const drain = nc.drain.bind(nc);
+  nc.close = async () => {
+    await close();
+    await done();
+  };
+  nc.closed = async () => {
+    const err = await closed();
+    await done();
+    return err;
+  };
+  nc.drain = async () => {
+    await drain();
+    await done();
+  };
+  return nc;
 }
