@@ -7,7 +7,7 @@
  * @module
  */
 
-import * as esbuild from "esbuild";
+import * as esbuild from "../tests/deps/esbuild.ts";
 
 /** How the library's weight is measured: minified ESM, its two dependencies left out. */
 export const BUNDLE_OPTIONS = {

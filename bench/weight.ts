@@ -16,8 +16,8 @@
  * @module
  */
 
-import * as esbuild from "esbuild";
-import { parse } from "acorn";
+import * as esbuild from "../tests/deps/esbuild.ts";
+import { parse } from "../tests/deps/acorn.ts";
 import { BUNDLE_OPTIONS, gzipBytes } from "./bundle.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;

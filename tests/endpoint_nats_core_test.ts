@@ -1,5 +1,5 @@
-import { wsconnect } from "@nats-io/nats-core";
-import type { NatsConnection as CoreConnection } from "@nats-io/nats-core";
+import { wsconnect } from "./deps/nats_core.ts";
+import type { NatsConnection as CoreConnection } from "./deps/nats_core.ts";
 import { assert, assertEquals } from "@std/assert";
 import { connectCore } from "./helpers/connect.ts";
 import { contractSuite } from "./helpers/contract_suite.ts";

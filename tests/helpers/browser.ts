@@ -9,7 +9,7 @@
  * @module
  */
 
-import { type Browser, chromium, type Page } from "playwright-core";
+import { type Browser, chromium, type Page } from "../deps/playwright.ts";
 
 /** Message of the error thrown when the Chromium binary cannot be found. */
 export const CHROMIUM_NOT_FOUND: string =

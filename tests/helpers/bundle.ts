@@ -11,7 +11,7 @@
  * @module
  */
 
-import * as esbuild from "esbuild";
+import * as esbuild from "../deps/esbuild.ts";
 
 /** Options for {@linkcode bundle}. */
 export interface BundleOptions {

@@ -10,7 +10,7 @@
  * @module
  */
 
-import * as workerdPackage from "workerd";
+import { workerdPackage } from "../deps/workerd.ts";
 import { Process, raceTimeout } from "./process.ts";
 
 /** Options for {@linkcode startWorkerd}. */
