@@ -312,7 +312,7 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
     const { subject } = contract;
     const reply = `${inbox}.${id}`;
     // Keep what is sent only while it is held or a no-responders retry may need it.
-    if (this.#outage.keeps()) entry.sent = { subject, reply, data, headers };
+    if (this.#outage.keeps(started)) entry.sent = { subject, reply, data, headers };
     if (this.#outage.down) {
       // A NATS client drops what is published while disconnected: hold it until the
       // connection is back, within its deadline.

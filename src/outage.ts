@@ -106,9 +106,11 @@ export class Outage {
   /**
    * Whether a request sent now must keep what it sends: it is held, or a 503
    * soon after a reconnect may have it sent again.
+   *
+   * @param now The clock's time, when the caller has just read it (one read less per request).
    */
-  keeps(): boolean {
-    return this.#down || this.#clock.now() - this.#reconnectedAt < RETRY_WINDOW;
+  keeps(now: number = this.#clock.now()): boolean {
+    return this.#down || now - this.#reconnectedAt < RETRY_WINDOW;
   }
 
   /** Holds a request (with its `sent` bytes) until the connection is back. */
