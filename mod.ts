@@ -93,7 +93,7 @@ export type {
   HandleOptions,
   Registration,
   RequestOptions,
-} from "./src/endpoint.ts";
+} from "./src/options.ts";
 export type {
   Issue,
   NoReplyErrorOptions,

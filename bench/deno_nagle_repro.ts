@@ -11,9 +11,8 @@
  */
 
 import { connect, type NatsConnection } from "nats.ws";
-// a bench-only comparison: kept out of deno.json's imports so nothing else can depend on it
-// deno-lint-ignore no-import-prefix
-import { connect as connectTcp } from "npm:@nats-io/transport-node@3.4.0";
+// a bench-only comparison, pinned with the test tools (not in deno.json)
+import { connect as connectTcp } from "../tests/deps/transport_node.ts";
 import { wsFactory } from "../deno.ts";
 import { type NatsServer, startNatsServer } from "../tests/helpers/nats_server.ts";
 

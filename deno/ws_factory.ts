@@ -79,7 +79,7 @@ export function createWsFactory(options: WsFactoryOptions = {}): WsFactory {
         // ws implements the part of the web WebSocket the NATS clients use
         // (on*/addEventListener, send, close, binaryType, readyState)
         socket: socket as unknown as WebSocket,
-        encrypted: new URL(url).protocol === "wss:",
+        encrypted: ["wss:", "https:"].includes(new URL(url).protocol),
       });
     } catch (err) {
       return Promise.reject(err);

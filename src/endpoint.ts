@@ -22,7 +22,6 @@ import {
   RequestEvent,
   SettleEvent,
 } from "./events.ts";
-import { isQueue, MAX_CONTROL_LINE, subscribeLineBytes } from "./limits.ts";
 import { type PendingEntry, PendingTable } from "./pending.ts";
 import { readReply } from "./reply.ts";
 import type { ObjectResponse } from "./responses.ts";
@@ -30,61 +29,20 @@ import { type Handler, Responder, type ResponderHost } from "./responder.ts";
 import { TransitClock } from "./transit.ts";
 import { about, assertFitsLine, checkTimeout, encodeRequest, expired, stamp } from "./request.ts";
 import { Outage } from "./outage.ts";
-import { checkInboxPrefix, ReplyInbox } from "./inbox.ts";
+import {
+  type EndpointOptions,
+  type HandleOptions,
+  queueOf,
+  type Registration,
+  type RequestOptions,
+  settingsOf,
+} from "./options.ts";
+import { ReplyInbox } from "./inbox.ts";
 import { type ReplyHandler, ReplyHandlers } from "./reply_handlers.ts";
 import type { Transport, TransportMessage, TransportStatus } from "./transport.ts";
 import { errorText, SENT_HEADER, TIMEOUT_HEADER } from "./wire.ts";
 
-/** Options of {@linkcode Endpoint}. */
-export interface EndpointOptions {
-  /** Default time a request waits for its reply, in milliseconds. Default 30 000. */
-  timeout?: number;
-  /** How many callbacks may wait at once; beyond it `request()` rejects with `PendingLimitError`. Default 10 000. */
-  maxPending?: number;
-  /** An endpoint that only answers (`handle`) and never waits for replies: it opens no reply inbox. */
-  sendOnly?: boolean;
-  /** The subject space of the reply inbox. Default `_INBOX`. */
-  inboxPrefix?: string;
-  /**
-   * How many bytes of requests (bodies and headers) may be held while the
-   * connection is down; beyond it `request()` rejects at once with
-   * `PendingLimitError`. Default 16 MiB.
-   */
-  maxHeldBytes?: number;
-  /**
-   * Whether an `error` (a handler that threw, a reply against the contract, a
-   * reply that could not be sent) is logged with `console.error` when no
-   * `error` listener is registered. Default `true`.
-   */
-  logErrors?: boolean;
-}
-
-/** Options of {@linkcode Endpoint.request}. */
-export interface RequestOptions {
-  /** Aborts the wait: the promise rejects with `signal.reason` and the callback is removed. */
-  signal?: AbortSignal;
-  /** Time to wait for the reply, in milliseconds; the endpoint's `timeout` when absent. */
-  timeout?: number;
-  /** Extra headers to send with the request. */
-  headers?: Readonly<Record<string, string>>;
-}
-
-/** Options of {@linkcode Endpoint.handle}. */
-export interface HandleOptions {
-  /** Queue group, so that scaled-out responders share the requests. Default `"q"`, the queue group NATS micro services use, so responders of both kinds share requests on one subject; `false` for none (every instance answers). */
-  queue?: string | false;
-}
-
-/** A registration that can be stopped: a responder or a reply handler. */
-export interface Registration extends Disposable {
-  /** Stops it. Idempotent. */
-  stop(): void;
-}
-
-const DEFAULT_TIMEOUT = 30_000;
-/** How long after a reconnect a 503 may mean "responders not back yet". */
-const DEFAULT_MAX_PENDING = 10_000;
-const DEFAULT_MAX_HELD_BYTES = 16 * 1024 * 1024;
+/** How many settled requests, at least, are remembered to recognise late replies. */
 const RECENT_LIMIT = 10_000;
 
 /**
@@ -162,17 +120,18 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
       transit: new TransitClock(),
       report: (subject, error) => this.#report(subject, error),
     };
-    this.#timeout = checkTimeout(options.timeout ?? DEFAULT_TIMEOUT, "Endpoint option timeout");
-    this.#maxPending = atLeastOne(options.maxPending ?? DEFAULT_MAX_PENDING, "maxPending");
+    const settings = settingsOf(options);
+    this.#timeout = settings.timeout;
+    this.#maxPending = settings.maxPending;
     this.#outage = new Outage({
       down: transport.connected === false,
-      maxHeldBytes: atLeastOne(options.maxHeldBytes ?? DEFAULT_MAX_HELD_BYTES, "maxHeldBytes"),
+      maxHeldBytes: settings.maxHeldBytes,
       resend: (entry) => this.#resend(entry),
       live: (entry) => this.#pending.get(entry.id) === entry,
     });
-    this.#sendOnly = options.sendOnly === true;
-    this.#logErrors = options.logErrors !== false;
-    this.#inbox = new ReplyInbox(transport, checkInboxPrefix(options.inboxPrefix ?? "_INBOX"), {
+    this.#sendOnly = settings.sendOnly;
+    this.#logErrors = settings.logErrors;
+    this.#inbox = new ReplyInbox(transport, settings.inboxPrefix, {
       reply: (id, message) => this.#receiveReply(id, message),
       failed: (subject, cause) => this.#inboxFailed(subject, cause),
     });
@@ -312,7 +271,7 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
     const { subject } = contract;
     const reply = `${inbox}.${id}`;
     // Keep what is sent only while it is held or a no-responders retry may need it.
-    if (this.#outage.keeps(started)) entry.sent = { subject, reply, data, headers };
+    if (this.#outage.keeps(started)) entry.sent = { subject, reply, data, headers, size };
     if (this.#outage.down) {
       // A NATS client drops what is published while disconnected: hold it until the
       // connection is back, within its deadline.
@@ -380,20 +339,7 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
       throw new ClosedError("endpoint is closed: create a new endpoint to handle requests");
     }
     const { subject } = contract;
-    const queue = options.queue === undefined ? "q" : options.queue;
-    if (queue !== false && (typeof queue !== "string" || !isQueue(queue))) {
-      throw new TypeError(
-        `handle(${subject}): queue must be a name without spaces or wildcards, or false; got ${
-          JSON.stringify(queue)
-        }`,
-      );
-    }
-    if (subscribeLineBytes(subject, queue || undefined) > MAX_CONTROL_LINE) {
-      throw new RangeError(
-        `handle(${subject}): the subject and queue are too long for one NATS protocol line ` +
-          `(${MAX_CONTROL_LINE} bytes): use a shorter subject or queue`,
-      );
-    }
+    const queue = queueOf(subject, options);
     if (this.#handled.has(subject)) {
       throw new TypeError(
         `handle(${subject}): this endpoint already handles ${subject}, and two handlers would ` +
@@ -405,15 +351,15 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
       subject,
       (message) => responder.serve(message),
       {
-        ...(queue === false ? {} : { queue }),
+        ...(queue === undefined ? {} : { queue }),
         onError: (error) => this.#report(subject, error),
       },
     );
     this.#handled.add(subject);
     return this.#register(() => {
+      responder.stop();
       this.#handled.delete(subject);
       subscription.unsubscribe();
-      responder.stop();
     });
   }
 
@@ -549,7 +495,9 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
       this.#pending.take(id);
       this.#finish(entry, "reply", undefined);
       entry.resolve(result.value);
-      this.#replyHandlers.run(entry.contract, result.value, { id, late: false });
+      if (this.#replyHandlers.has(entry.contract)) {
+        this.#replyHandlers.run(entry.contract, result.value, { id, late: false });
+      }
       return;
     }
     if (result.outcome === "no-responders" && this.#outage.retry(entry)) return;
@@ -634,13 +582,4 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
       console.error(`@seed/callbacks: ${subject}:`, error);
     }
   }
-}
-
-function atLeastOne(value: unknown, name: string): number {
-  if (typeof value !== "number" || !(value >= 1)) {
-    throw new RangeError(
-      `Endpoint option ${name} must be a number, at least 1, got ${String(value)}`,
-    );
-  }
-  return value;
 }

@@ -176,14 +176,15 @@ export type EndpointEventListener<K extends keyof EndpointEventMap> =
  * ```
  */
 export class EndpointEvents extends EventTarget {
-  readonly #errorListeners = new Set<unknown>();
+  /** The `error` listeners, without and with `capture`: the platform keeps each pair once. */
+  readonly #errorListeners = [new Set<unknown>(), new Set<unknown>()] as const;
 
   /**
    * Whether an `error` listener is registered. One added with `once` or a
    * `signal` may go away by itself and is not counted.
    */
-  get listensForErrors(): boolean {
-    return this.#errorListeners.size > 0;
+  protected get listensForErrors(): boolean {
+    return this.#errorListeners[0].size + this.#errorListeners[1].size > 0;
   }
 
   /** Adds a typed listener for an endpoint event (see {@linkcode EndpointEventMap}). */
@@ -210,7 +211,7 @@ export class EndpointEvents extends EventTarget {
       type === "error" && listener &&
       !(typeof options === "object" && (options.once || options.signal))
     ) {
-      this.#errorListeners.add(listener);
+      this.#errorListeners[capture(options)].add(listener);
     }
   }
 
@@ -232,8 +233,12 @@ export class EndpointEvents extends EventTarget {
     options?: boolean | EventListenerOptions,
   ): void {
     super.removeEventListener(type, listener, options);
-    if (type === "error") this.#errorListeners.delete(listener);
+    if (type === "error") this.#errorListeners[capture(options)].delete(listener);
   }
+}
+
+function capture(options: boolean | EventListenerOptions | undefined): 0 | 1 {
+  return (typeof options === "boolean" ? options : options?.capture) ? 1 : 0;
 }
 
 /** Event names and their event types, for typed listeners. */

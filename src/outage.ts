@@ -10,7 +10,6 @@
  * @module
  */
 
-import { headerBytes } from "./limits.ts";
 import type { PendingEntry } from "./pending.ts";
 
 /** Time, randomness and timers, as the outage logic uses them. */
@@ -39,8 +38,6 @@ export const RETRY_WINDOW = 5_000;
 const RETRY_BASE = 50;
 /** How many times one request is sent again after a 503. */
 const MAX_RETRIES = 6;
-/** The bytes of a `Callback-Sent` value, which a held request gets when it is sent. */
-export const STAMP_BYTES = 13;
 
 /** Options of {@linkcode Outage}. */
 export interface OutageOptions {
@@ -117,17 +114,19 @@ export class Outage {
   hold(entry: PendingEntry): void {
     if (this.#held.has(entry)) return;
     entry.state = "held";
-    const { data, headers } = entry.sent!;
-    const size = data.length + headerBytes(headers) + STAMP_BYTES;
+    const { size } = entry.sent!;
     this.#held.set(entry, size);
     this.#heldBytes += size;
   }
 
   /** Forgets a request that settled: its held bytes and its retry timer. */
   settled(entry: PendingEntry): void {
-    this.#unhold(entry);
-    if (entry.retry !== undefined) this.#clock.clearTimeout(entry.retry);
-    entry.retry = undefined;
+    // Most requests were never held and have no retry: nothing to touch for them.
+    if (entry.state === "held") this.#unhold(entry);
+    if (entry.retry !== undefined) {
+      this.#clock.clearTimeout(entry.retry);
+      entry.retry = undefined;
+    }
   }
 
   /** The connection went down: requests in flight may be lost. */

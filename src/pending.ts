@@ -64,6 +64,8 @@ export interface Outgoing {
   readonly data: Uint8Array;
   /** The headers. */
   readonly headers: Record<string, string>;
+  /** Body and header bytes, with room for the `Callback-Sent` stamp. */
+  readonly size: number;
 }
 
 interface Lane {

@@ -15,11 +15,10 @@ import {
 } from "./errors.ts";
 import type { Outcome } from "./events.ts";
 import { headerBytes, headersProblem, MAX_CONTROL_LINE, publishLineBytes } from "./limits.ts";
-import { STAMP_BYTES } from "./outage.ts";
 import type { PendingEntry } from "./pending.ts";
 import { summarize } from "./reply.ts";
 import { checkSchema } from "./schema.ts";
-import { encodeText, SENT_HEADER, TIMEOUT_HEADER } from "./wire.ts";
+import { encodeText, SENT_HEADER, STAMP_BYTES, TIMEOUT_HEADER } from "./wire.ts";
 
 /** A request ready to publish. */
 export interface EncodedRequest {

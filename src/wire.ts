@@ -14,6 +14,8 @@ export const TIMEOUT_HEADER = "Callback-Timeout";
  * caller has given up (see `TransitClock`).
  */
 export const SENT_HEADER = "Callback-Sent";
+/** The bytes of a `Callback-Sent` value: milliseconds since 1970, 13 digits until 2286. */
+export const STAMP_BYTES = 13;
 /** Header naming a reply's kind: `int`, `enum` or `object`. */
 export const KIND_HEADER = "Callback-Kind";
 /** NATS micro's error description header. */

@@ -9,9 +9,9 @@ import { startNatsServer } from "./helpers/nats_server.ts";
 
 // The contract suite over @nats-io/transport-node: a Deno server or script that reaches
 // the NATS TCP port connects with the NATS maintainers' TCP transport, no WebSocket at all.
-// This file has it to itself: opening a transport-node connection replaces nats-core's
-// module-wide transport factory, so wsconnect() connections made afterwards in the same
-// process stop reconnecting, and Deno runs each test file in its own isolate.
+// This file has it to itself: each transport-node connect() or wsconnect() replaces nats-core's
+// module-wide transport factory, so connections of the other kind opened earlier in the same
+// process stop reconnecting; Deno runs each test file in its own isolate.
 contractSuite(
   "endpoint (transport-node)",
   () => connectionFixture("transport-node", (server) => connectNode(server)),

@@ -7,6 +7,7 @@ import {
   assertStrictEquals,
 } from "@std/assert";
 import {
+  ClosedError,
   type ConnectionEvent,
   defineRequest,
   DisconnectedError,
@@ -14,6 +15,7 @@ import {
   int,
   memoryTransport,
   natsTransport,
+  PendingLimitError,
   type RequestEvent,
   type SettleEvent,
   TIMEOUT_HEADER,
@@ -278,4 +280,32 @@ Deno.test("reconnect - closing the connection rejects everything pending with Di
   } finally {
     await blackHole.close();
   }
+});
+
+Deno.test("reconnect - a request that settles while held frees its bytes; one with a retry pending leaves no timer", async () => {
+  const bus = memoryTransport();
+  await using caller = new Endpoint(bus, { maxHeldBytes: 400, timeout: 10_000 });
+  const Big = defineRequest({ subject: "big.check", request: v.string(), response: int() });
+  bus.disconnect();
+  const cancel = new AbortController();
+  const first = caller.request(Big, "x".repeat(250), { signal: cancel.signal }).catch((e) => e);
+  assertInstanceOf(await caller.request(Big, "y".repeat(250)).catch((e) => e), PendingLimitError);
+  cancel.abort(new Error("gave up"));
+  assertEquals((await first).message, "gave up");
+  // Its bytes are free: the same size fits again.
+  const second = caller.request(Big, "z".repeat(250)).catch((e) => e);
+  assertEquals(caller.pending, 1);
+  // Sent at the reconnect, nobody listens: the 503 schedules a retry, which the abort and the
+  // close cancel (a timer left behind fails this test under the sanitizers).
+  const retrying = new AbortController();
+  const sent = nextEvent(caller, "request");
+  const third = caller.request(Big, "w", { signal: retrying.signal }).catch((e) => e);
+  bus.reconnect();
+  await sent;
+  await new Promise((resolve) => setTimeout(resolve, 0)); // the 503 arrives
+  assertEquals(caller.pending, 2, "both wait for a retry");
+  retrying.abort(new Error("stop"));
+  assertEquals((await third).message, "stop");
+  await caller.close();
+  assertInstanceOf(await second, ClosedError);
 });

@@ -12,7 +12,8 @@ import {
   type HandledRequestOf,
   type HandlerReplyOf,
 } from "../contract.ts";
-import { Endpoint, type EndpointOptions } from "../endpoint.ts";
+import { Endpoint } from "../endpoint.ts";
+import type { EndpointOptions } from "../options.ts";
 import { InvalidReplyError, ReplyError } from "../errors.ts";
 import { summarize } from "../reply.ts";
 import { encodeReply, parseJson } from "../responses.ts";

@@ -160,9 +160,10 @@ export function connectCore(
  * a Deno server or script that reaches that port would. Its `close()`,
  * `closed()` and `drain()` also settle a reconnect still in flight.
  *
- * Opening it replaces nats-core's module-wide transport factory: `wsconnect()`
- * connections made afterwards in the same process no longer reconnect. Use it
- * only in a test file of its own (Deno runs each test file in its own isolate).
+ * Opening it replaces nats-core's module-wide transport factory (as `wsconnect()`
+ * does): `wsconnect()` connections opened earlier in the same process no longer
+ * reconnect. Use it only in a test file of its own (Deno runs each test file in
+ * its own isolate).
  */
 export async function connectNode(
   server: { port: number } | string,
