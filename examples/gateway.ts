@@ -112,7 +112,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   if (!options.nc && !options.natsUrl) {
     throw new TypeError("startGateway needs a NATS connection: nc or natsUrl");
   }
-  // wsFactory: Deno's own WebSocket stalls 40 ms per batch of NATS traffic (README, "Deno performance").
+  // wsFactory: Deno's own WebSocket stalls 40 ms per batch of NATS traffic (docs/deno.md).
   const connectOptions = { servers: options.natsUrl!, wsFactory };
   const owned = options.nc ? undefined : await connect(connectOptions);
   const nc: NatsConnectionLike = options.nc ?? owned!;

@@ -50,9 +50,9 @@ const VersionV1 = defineRequest({
 });
 
 const url = flag("--nats") ?? Deno.env.get("NATS_URL");
-// wsFactory: Deno's own WebSocket stalls 40 ms per batch of NATS traffic (README, "Deno performance").
+// wsFactory: Deno's own WebSocket stalls 40 ms per batch of NATS traffic (docs/deno.md).
 const connectOptions = { servers: url ?? "", wsFactory };
-const nc = url ? await connect(connectOptions) : undefined;
+const nc = url ? await open(url) : undefined;
 const transport: Transport = nc ? natsTransport(nc) : memoryTransport();
 console.log(`transport: ${url ? `NATS at ${url}` : "in memory (pass --nats ws://… for NATS)"}\n`);
 
@@ -60,22 +60,30 @@ try {
   await using responder = new Endpoint(transport);
   await using caller = new Endpoint(transport, { timeout: 5_000 });
 
-  responder.handle(CheckStock, ({ sku }) => {
+  const registrations = [];
+  registrations.push(responder.handle(CheckStock, ({ sku }) => {
     if (sku === "Z-9") throw new ReplyError(404, `unknown sku ${sku}`, { data: { sku } });
     return sku === "A-1" ? 5 : 0;
-  });
-  responder.handle(Approve, ({ total }) => total <= 1_000 ? "Approved" : "Rejected");
-  responder.handle(PlaceOrder, ({ sku, qty }) => ({ orderId: `${sku}-${qty}-001`, eta: 2 }));
-  responder.handle(Slow, (_body, { signal }) =>
-    new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => resolve(1), 60_000);
-      signal.addEventListener("abort", () => {
-        clearTimeout(timer);
-        reject(signal.reason);
-      }, { once: true });
-    }));
-  responder.handle(VersionV1, () => ({ major: 1 }));
-  await nc?.flush();
+  }));
+  registrations.push(
+    responder.handle(Approve, ({ total }) => total <= 1_000 ? "Approved" : "Rejected"),
+  );
+  registrations.push(
+    responder.handle(PlaceOrder, ({ sku, qty }) => ({ orderId: `${sku}-${qty}-001`, eta: 2 })),
+  );
+  registrations.push(
+    responder.handle(Slow, (_body, { signal }) =>
+      new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(() => resolve(1), 60_000);
+        signal.addEventListener("abort", () => {
+          clearTimeout(timer);
+          reject(signal.reason);
+        }, { once: true });
+      })),
+  );
+  registrations.push(responder.handle(VersionV1, () => ({ major: 1 })));
+  // Live once the server has the subscriptions: a caller started now never meets "no responders".
+  await Promise.all(registrations.map((r) => r.ready));
 
   const left: number = await caller.request(CheckStock, { sku: "A-1" });
   console.log("int     stock.check A-1        ->", left);
@@ -108,6 +116,21 @@ async function show(what: string, promise: Promise<unknown>): Promise<void> {
   } catch (error) {
     const e = error as Error;
     console.log(`${what.padEnd(16)}-> ${e.name}: ${e.message}`);
+  }
+}
+
+/** Connects, or says what to check and exits. */
+async function open(servers: string) {
+  try {
+    return await connect({ ...connectOptions, servers });
+  } catch (error) {
+    console.error(
+      `could not connect to NATS at ${servers} (${(error as Error).message}).\n` +
+        `Is nats-server running with websocket enabled on that port? Its config needs\n` +
+        `  websocket { port: 8080, no_tls: true }\n` +
+        `and the URL is the websocket port (ws://127.0.0.1:8080), not the client port (4222).`,
+    );
+    Deno.exit(1);
   }
 }
 

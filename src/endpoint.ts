@@ -360,7 +360,7 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
       responder.stop();
       this.#handled.delete(subject);
       subscription.unsubscribe();
-    });
+    }, subscription.ready);
   }
 
   /**
@@ -453,9 +453,12 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
     return this.close();
   }
 
-  #register(stop: () => void): Registration {
+  #register(stop: () => void, ready: Promise<void> = Promise.resolve()): Registration {
     let active = true;
+    // Handled here, so a caller that never awaits it meets no unhandled rejection.
+    ready.catch(() => {});
     const registration: Registration = {
+      ready,
       stop: () => {
         if (!active) return;
         active = false;

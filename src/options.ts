@@ -53,6 +53,13 @@ export interface HandleOptions {
 export interface Registration extends Disposable {
   /** Stops it. Idempotent. */
   stop(): void;
+  /**
+   * Resolves once it is live: for `handle()`, once the server has the
+   * subscription, so a caller on another connection started after it never
+   * meets "no responders". Rejects with `DisconnectedError` if the connection
+   * closed first.
+   */
+  readonly ready: Promise<void>;
 }
 
 /** An endpoint's options, checked, with their defaults. */

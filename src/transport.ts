@@ -40,6 +40,12 @@ export interface SubscribeOptions {
 export interface TransportSubscription {
   /** Stops delivery. Idempotent. */
   unsubscribe(): void;
+  /**
+   * Resolves once the bus has the subscription (over NATS: the server has
+   * processed it), so a request sent from anywhere after it finds it. Absent:
+   * at once.
+   */
+  readonly ready?: Promise<void>;
 }
 
 /**

@@ -198,6 +198,7 @@ export function memoryTransport(options: MemoryTransportOptions = {}): MemoryTra
         else exact.set(subject, [subscriber]);
       }
       return {
+        ready: Promise.resolve(),
         unsubscribe(): void {
           if (!subscriber.active) return;
           subscriber.active = false;

@@ -64,6 +64,8 @@ export interface NatsConnectionLike {
   status?(): AsyncIterable<{ readonly type: string }>;
   /** Resolves when the connection is closed for good. */
   closed?(): Promise<void | Error>;
+  /** Resolves once the server has processed everything sent before it. */
+  flush?(): Promise<void>;
 }
 
 /**
@@ -176,7 +178,13 @@ function wrap(nc: NatsConnectionLike): Transport {
         throw translate(error);
       }
       let active = true;
+      // A round trip after the SUB: once it is back, the server has the subscription.
+      const ready = nc.flush?.().then(() => {}, (error) => {
+        throw translate(error);
+      });
+      ready?.catch(() => {}); // only those who await it hear of a failure
       return {
+        ...(ready === undefined ? {} : { ready }),
         unsubscribe(): void {
           if (!active) return;
           active = false;

@@ -716,6 +716,24 @@ export function contractSuite(label: string, makeFixture: () => Promise<Fixture>
     assertStrictEquals(caller.pending, 0);
   });
 
+  test("handle() is ready once the server has it: a caller right after never meets no responders", async (fx) => {
+    await using caller = new Endpoint(fx.caller);
+    await using responder = new Endpoint(fx.responder);
+    await fx.ready(); // the caller's inbox is live
+    for (let i = 0; i < 20; i++) {
+      const Echo = defineRequest({
+        subject: `ready.echo.${i}`,
+        request: v.number(),
+        response: int(),
+      });
+      await responder.handle(Echo, (n) => n + i).ready;
+      assertEquals(await caller.request(Echo, 1), 1 + i);
+    }
+    // Every registration has one; onReply's is live at once.
+    await caller.onReply(PlaceOrder, () => {}).ready;
+    assertStrictEquals(caller.pending, 0);
+  });
+
   test("bad endpoint options are RangeError or TypeError", (fx) => {
     for (const timeout of [0, -5, Number.NaN, Infinity, 2 ** 31]) {
       assertThrows(() => new Endpoint(fx.caller, { timeout }), RangeError, "timeout");
