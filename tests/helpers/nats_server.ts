@@ -8,13 +8,14 @@
  * @module
  */
 
+import { natsServerBin } from "../prerequisites.ts";
 import { Process } from "./process.ts";
 
 /** Options for {@linkcode startNatsServer}. */
 export interface NatsServerOptions {
   /** extra nats-server config text appended to the generated config (e.g. "max_payload: 1024", authorization blocks) */
   config?: string;
-  /** path of the nats-server binary; defaults to env `NATS_SERVER_BIN`, then `nats-server` on PATH */
+  /** path of the nats-server binary; defaults to env `NATS_SERVER_BIN`, then `nats-server` on PATH, then /usr/sbin */
   bin?: string;
 }
 
@@ -239,7 +240,7 @@ class NatsServerImpl implements NatsServer {
  * server's stderr when it exits during startup (e.g. a bad `config`).
  */
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
-  const bin = options.bin ?? Deno.env.get("NATS_SERVER_BIN") ?? "nats-server";
+  const bin = options.bin ?? natsServerBin() ?? "nats-server";
   const dir = await Deno.makeTempDir({ prefix: "nats-server-test-" });
   try {
     const configFile = `${dir}/nats-server.conf`;
