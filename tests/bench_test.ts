@@ -78,7 +78,7 @@ Deno.test("bench - the benchmark runs end to end with tiny counts", async () => 
     assertFinite(r.weight.gzipBytes, "weight.gzipBytes");
     // A size budget (esbuild is pinned, so the number is deterministic): the bundle may not
     // grow past 11 KiB gzipped without someone deciding so here. (The design's 8 KiB held until
-    // the hardening; README "Weight" says what it and the endpoint's split cost.)
+    // the hardening; docs/weight.md says what it and the endpoint's split cost.)
     assert(r.weight.gzipBytes <= 11 * 1024, `mod.ts is ${r.weight.gzipBytes} bytes gzipped`);
 
     // The tiny sweep: 1 and 10 in flight × 100 B / 4 KB, four clients, the targets computed.

@@ -49,3 +49,39 @@ Deno.test("examples - quickstart takes the server from NATS_URL", async () => {
   assertMatch(out, /transport: NATS at ws:\/\/127\.0\.0\.1:\d+/);
   assertQuickstart(out);
 });
+
+Deno.test("examples - the README's two processes: a responder until Ctrl-C, a caller that prints and exits", async () => {
+  await using server = await startNatsServer();
+  const env = { NO_COLOR: "1", NATS_URL: server.wsUrl };
+  const responder = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-env", "examples/two_process/responder.ts"],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+    env,
+  }).spawn();
+  const lines = responder.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    let out = "";
+    while (!out.includes("responder ready")) {
+      const { value, done } = await lines.read();
+      if (done) throw new Error(`the responder ended before it was ready: ${out}`);
+      out += value;
+    }
+    const caller = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-net", "--allow-env", "examples/two_process/caller.ts"],
+      stdout: "piped",
+      stderr: "piped",
+      env,
+    }).output();
+    assertEquals(caller.code, 0, new TextDecoder().decode(caller.stderr));
+    assertMatch(
+      new TextDecoder().decode(caller.stdout),
+      /left: 5,\s+decision: "Approved",\s+order: \{ orderId: "A-1-2", eta: 2 \}/,
+    );
+  } finally {
+    responder.kill("SIGINT");
+    while (!(await lines.read()).done) { /* drain */ }
+  }
+  assertEquals((await responder.status).code, 0, "Ctrl-C stops it cleanly");
+});
