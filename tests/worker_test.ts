@@ -162,7 +162,7 @@ async function call(
   worker: Workerd,
   path: string,
   init: RequestInit = {},
-): Promise<{ status: number; type: string | null; body: unknown }> {
+): Promise<{ status: number; type: string | null; location: string | null; body: unknown }> {
   const res = await fetch(`${worker.url}${path}`, init);
   const text = await res.text();
   let body: unknown;
@@ -171,7 +171,12 @@ async function call(
   } catch {
     throw new Error(`${path}: ${res.status} with a body that is not JSON: ${text}\n${worker.log}`);
   }
-  return { status: res.status, type: res.headers.get("content-type"), body };
+  return {
+    status: res.status,
+    type: res.headers.get("content-type"),
+    location: res.headers.get("location"),
+    body,
+  };
 }
 
 function post(body: string): RequestInit {
@@ -188,14 +193,19 @@ function errorOf(body: unknown): { name: string; message: string; [key: string]:
 Deno.test("worker - GET /stock/:sku answers the int reply with 200", async () => {
   await using f = await fixture();
   const ok = await f.call("/stock/A-1");
-  assertEquals(ok, { status: 200, type: "application/json; charset=utf-8", body: { result: 5 } });
+  assertEquals(ok, {
+    status: 200,
+    type: "application/json; charset=utf-8",
+    location: null,
+    body: { result: 5 },
+  });
   assertEquals((await f.call("/stock/B-2")).body, { result: 0 });
 });
 
-Deno.test("worker - POST /orders answers the object reply with 200", async () => {
+Deno.test("worker - POST /orders answers the object reply with 201 and its location, as the gateway", async () => {
   await using f = await fixture();
   const res = await f.call("/orders", post(JSON.stringify({ sku: "A-1", qty: 3 })));
-  assertEquals(res.status, 200);
+  assertEquals([res.status, res.location], [201, "/orders/A-1x3"]);
   assertEquals(res.body, { result: { orderId: "A-1x3", eta: 2 } });
 });
 
@@ -205,6 +215,7 @@ Deno.test("worker - POST /orders/:id/approve answers the enum reply with 200", a
   assertEquals(approved, {
     status: 200,
     type: "application/json; charset=utf-8",
+    location: null,
     body: { result: "Approved" },
   });
   assertEquals((await f.call("/orders/x-1/approve", { method: "POST" })).body, {

@@ -3,7 +3,8 @@
  * over WebSocket NATS:
  *
  *   GET  /stock/:sku            → CheckStock  (int)    `{ "result": 5 }`
- *   POST /orders {sku, qty}     → PlaceOrder  (object) `{ "result": { "orderId": …, "eta": … } }`
+ *   POST /orders {sku, qty}     → PlaceOrder  (object) 201 `{ "result": { "orderId": …, "eta": … } }`,
+ *                                 with `location: /orders/<orderId>`, as the gateway answers
  *   POST /orders/:id/approve    → Approve     (enum)   `{ "result": "Approved" }`
  *
  * Failures map to HTTP statuses: 504 timeout, 503 no responders, 400 invalid
@@ -178,7 +179,15 @@ export default {
       );
       // request.signal aborts when the client goes away (where the runtime supports it).
       const signal = (request as { signal?: AbortSignal }).signal;
-      return json(200, { result: await call(endpoint, signal ? { signal } : {}) });
+      const result = await call(endpoint, signal ? { signal } : {});
+      // A placed order is created: 201 with its location, as the gateway answers.
+      const orderId = (result as { orderId?: unknown } | null)?.orderId;
+      if (request.method === "POST" && url.pathname === "/orders" && typeof orderId === "string") {
+        const response = json(201, { result });
+        response.headers.set("location", `/orders/${encodeURIComponent(orderId)}`);
+        return response;
+      }
+      return json(200, { result });
     } catch (err) {
       return failure(err);
     } finally {
