@@ -1,4 +1,5 @@
 import { assertEquals, assertMatch } from "@std/assert";
+import { launchChromium, openPage } from "./helpers/browser.ts";
 import { startNatsServer } from "./helpers/nats_server.ts";
 
 async function runQuickstart(args: string[], env: Record<string, string> = {}): Promise<string> {
@@ -84,4 +85,91 @@ Deno.test("examples - the README's two processes: a responder until Ctrl-C, a ca
     while (!(await lines.read()).done) { /* drain */ }
   }
   assertEquals((await responder.status).code, 0, "Ctrl-C stops it cleanly");
+});
+
+/** Starts `deno task <name>` as a user would, and waits for the URL it prints. */
+async function startTask(name: string) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["task", "--quiet", name],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", PORT: "0" },
+  }).spawn();
+  const stdout = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const stderr = new Response(child.stderr).text();
+  let out = "";
+  let url: string | undefined;
+  while (url === undefined) {
+    const { value, done } = await stdout.read();
+    if (done) {
+      throw new Error(`${name} ended before it printed a URL:\n${out}\n${await stderr}`);
+    }
+    out += value;
+    url = out.match(/open (http:\/\/\S+)/)?.[1];
+  }
+  return {
+    url,
+    /** Ctrl-C: everything stops, and the task exits 0. */
+    async stop(): Promise<string> {
+      child.kill("SIGINT");
+      for (;;) {
+        const { value, done } = await stdout.read();
+        if (done) break;
+        out += value;
+      }
+      const status = await child.status;
+      assertEquals(status.code, 0, `${out}\n${await stderr}`);
+      await stderr;
+      return out;
+    },
+  };
+}
+
+Deno.test("examples - deno task example:gateway starts NATS, the responders and the gateway; Ctrl-C stops them", async () => {
+  const task = await startTask("example:gateway");
+  try {
+    const stock = await fetch(task.url);
+    assertEquals([stock.status, await stock.json()], [200, { left: 5 }]);
+    const base = new URL(task.url).origin;
+    const order = await fetch(`${base}/orders`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ sku: "A-1", qty: 2 }),
+    });
+    assertEquals([order.status, await order.json()], [201, { orderId: "A-1-2", eta: 2 }]);
+  } finally {
+    assertMatch(await task.stop(), /stopped/);
+  }
+});
+
+Deno.test("examples - deno task example:browser bundles and serves the page, with responders for every button", async () => {
+  const task = await startTask("example:browser");
+  try {
+    await using chromium = await launchChromium();
+    await using page = await openPage(chromium.browser, task.url);
+    const text = async (id: string) => {
+      await page.page.waitForSelector(`#${id}[data-state="ok"]`, { timeout: 10_000 });
+      return await page.page.textContent(`#${id}`);
+    };
+    assertEquals(await text("int"), "5");
+    assertEquals(await text("enum"), '"Approved"');
+    assertEquals(await text("object"), '{"orderId":"A-1-3","eta":2}');
+    // The slow report has a responder too: it answers after a few seconds.
+    await page.page.click("#slow-start");
+    assertEquals(await text("slow"), "42");
+    assertEquals(page.errors, []);
+  } finally {
+    assertMatch(await task.stop(), /stopped/);
+  }
+});
+
+Deno.test("examples - deno task example:worker bundles the Worker and runs it in workerd against NATS", async () => {
+  const task = await startTask("example:worker");
+  try {
+    const stock = await fetch(task.url);
+    assertEquals([stock.status, await stock.json()], [200, { result: 5 }]);
+  } finally {
+    assertMatch(await task.stop(), /stopped/);
+  }
 });
