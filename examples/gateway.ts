@@ -263,14 +263,25 @@ if (import.meta.main) {
   const onSignal = () => stop.abort();
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
-  const gateway = await startGateway({
-    natsUrl,
-    port: Number(Deno.env.get("PORT") ?? 8000),
-    signal: stop.signal,
-    onListen: ({ hostname, port }) => {
-      console.log(`gateway: http://${hostname}:${port} -> NATS at ${natsUrl}`);
-    },
-  });
+  let gateway: Gateway;
+  try {
+    gateway = await startGateway({
+      natsUrl,
+      port: Number(Deno.env.get("PORT") ?? 8000),
+      signal: stop.signal,
+      onListen: ({ hostname, port }) => {
+        console.log(`gateway: http://${hostname}:${port} -> NATS at ${natsUrl}`);
+      },
+    });
+  } catch (error) {
+    console.error(
+      `gateway: could not start with NATS at ${natsUrl} (${(error as Error).message}).\n` +
+        `Is nats-server running with websocket enabled on that port (websocket { port: 8080, no_tls: true })?\n` +
+        `The URL is the websocket port (ws://…:8080), not the client port (4222). ` +
+        `Or run everything at once: deno task example:gateway`,
+    );
+    Deno.exit(1);
+  }
   await gateway.finished;
   Deno.removeSignalListener("SIGINT", onSignal);
   Deno.removeSignalListener("SIGTERM", onSignal);
