@@ -306,7 +306,8 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
    * @param contract The contract to answer.
    * @param handler Returns the reply (or a promise of it).
    * @param options `queue` (default `"q"`, as NATS micro services; `false` for none).
-   * @returns A registration: `stop()` unsubscribes.
+   * @returns A registration: `stop()` unsubscribes; `ready` resolves once the server has the
+   * subscription.
    * @throws {ClosedError} The endpoint is closed.
    * @throws {TypeError} Not a contract or handler; a queue with a space or control character;
    * this endpoint already handles the subject.

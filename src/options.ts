@@ -56,8 +56,9 @@ export interface Registration extends Disposable {
   /**
    * Resolves once it is live: for `handle()`, once the server has the
    * subscription, so a caller on another connection started after it never
-   * meets "no responders". Rejects with `DisconnectedError` if the connection
-   * closed first.
+   * meets "no responders" (a drop on the way waits for the reconnect). Rejects
+   * with `DisconnectedError` if the connection closes first, and with the
+   * server's error if it refuses the subscription (permissions).
    */
   readonly ready: Promise<void>;
 }

@@ -42,7 +42,9 @@ import {
   type TransportMessage,
 } from "../mod.ts";
 import { TransitClock } from "../src/transit.ts";
+import { connectWs } from "./helpers/connect.ts";
 import { natsFixture } from "./helpers/fixture.ts";
+import { startNatsServer } from "./helpers/nats_server.ts";
 
 const Decide = defineRequest({
   subject: "hard.decide",
@@ -661,5 +663,38 @@ Deno.test("hardening - after a broker stall, a responder skips requests whose ca
     assertEquals([ran, signalled], [4, 0]);
   } finally {
     Date.now = realNow;
+  }
+});
+
+Deno.test("hardening - ready waits out a drop, rejects on a closed connection or a refused subscription", async () => {
+  await using server = await startNatsServer({
+    config: `authorization { users: [ { user: "u", password: "p", permissions: {
+      subscribe: { deny: ["secret.>"] } } } ] }`,
+  });
+  const options = { user: "u", pass: "p", reconnectTimeWait: 50, maxReconnectAttempts: -1 };
+  const nc = await connectWs(server, options);
+  try {
+    await using endpoint = new Endpoint(natsTransport(nc as unknown as NatsConnectionLike));
+    quiet(endpoint);
+    // Refused by the server: ready rejects with its error.
+    const Secret = defineRequest({ subject: "secret.count", request: v.number(), response: int() });
+    const refused = await endpoint.handle(Secret, (n) => n).ready.catch((e) => e);
+    assertMatch(String(refused?.message), /permissions/i);
+    // Made while the server is down: ready resolves once it is back and has the subscription.
+    await server.kill();
+    const registration = endpoint.handle(Count, (n) => n + 1);
+    await server.restart();
+    await registration.ready;
+    assertEquals(await endpoint.request(Count, 1), 2);
+    // The connection closes right after the SUB: ready settles (the client may still flush it
+    // out, or it rejects with DisconnectedError), never hangs.
+    const late = endpoint.handle(Measure, () => ({ n: 1 })).ready.catch((e) => e);
+    await nc.close();
+    const settled = await late;
+    assert(settled === undefined || settled instanceof DisconnectedError, String(settled));
+    // Once closed, handle() itself refuses.
+    assertThrows(() => endpoint.handle(Stamp, () => ({ at: new Date() })), DisconnectedError);
+  } finally {
+    await nc.close();
   }
 });

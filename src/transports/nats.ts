@@ -108,6 +108,10 @@ function wrap(nc: NatsConnectionLike): Transport {
   let connected = true;
   const notify = (status: TransportStatus) => {
     connected = status === "reconnect";
+    if (status === "close" && !closed) {
+      closed = true;
+      markClosed();
+    }
     for (const listener of [...listeners]) listener(status);
   };
   let watching = false;
@@ -126,6 +130,48 @@ function wrap(nc: NatsConnectionLike): Transport {
     }
     nc.closed?.().then(() => notify("close"), () => notify("close"));
   };
+  /**
+   * Resolves once the server has a subscription just sent: a round trip after
+   * the SUB (a flush). A drop on the way waits for the reconnect (the client
+   * sends its subscriptions again) and tries again; a closed connection
+   * rejects with `DisconnectedError`, a subscription the server refused with
+   * its error.
+   */
+  async function live(refused: () => Error | undefined): Promise<void> {
+    startWatching();
+    for (;;) {
+      if (closed) throw connectionClosed();
+      try {
+        await Promise.race([nc.flush!(), whenClosed]);
+        break;
+      } catch (error) {
+        if (closed) throw connectionClosed({ cause: error });
+        // Dropped before the server answered: wait for the connection to come back.
+        await new Promise<void>((resolve) => {
+          const listener = (status: TransportStatus) => {
+            if (status === "disconnect") return;
+            listeners.delete(listener);
+            resolve();
+          };
+          listeners.add(listener);
+          if (connected && !closed) {
+            listeners.delete(listener);
+            resolve();
+          }
+        });
+      }
+    }
+    const error = refused();
+    if (error) throw error;
+  }
+  // Rejects once the connection is closed for good (a flush then never answers).
+  let closed = false;
+  let markClosed!: () => void;
+  const whenClosed = new Promise<never>((_, reject) => {
+    markClosed = () => reject(connectionClosed());
+  });
+  whenClosed.catch(() => {});
+
   return {
     get maxPayload(): number {
       return nc.info?.max_payload ?? Infinity;
@@ -158,12 +204,13 @@ function wrap(nc: NatsConnectionLike): Transport {
       options: SubscribeOptions = {},
     ): TransportSubscription {
       const { onError } = options;
+      let refused: Error | undefined;
       const subscribeOptions: Parameters<NatsConnectionLike["subscribe"]>[1] = {
         callback: (error, msg) => {
           // An exception here would stop the client reading the connection: the endpoint's
           // callbacks never throw, and another subscriber's exception is logged, not thrown.
           try {
-            if (error) onError?.(error);
+            if (error) onError?.(refused = error);
             else onMessage(new NatsMessage(msg));
           } catch (thrown) {
             console.error(`@seed/callbacks: a ${subject} subscriber threw:`, thrown);
@@ -178,10 +225,7 @@ function wrap(nc: NatsConnectionLike): Transport {
         throw translate(error);
       }
       let active = true;
-      // A round trip after the SUB: once it is back, the server has the subscription.
-      const ready = nc.flush?.().then(() => {}, (error) => {
-        throw translate(error);
-      });
+      const ready = typeof nc.flush === "function" ? live(() => refused) : undefined;
       ready?.catch(() => {}); // only those who await it hear of a failure
       return {
         ...(ready === undefined ? {} : { ready }),
