@@ -35,6 +35,7 @@
  * @module
  */
 
+import { natsServerBin } from "../tests/prerequisites.ts";
 import { headers as natsHeaders, type NatsConnection } from "nats.ws";
 import { Endpoint, KIND_HEADER, memoryTransport, natsTransport } from "../mod.ts";
 import { startNatsServer } from "../tests/helpers/nats_server.ts";
@@ -530,7 +531,10 @@ async function childTimeouts(
 
 async function natsServerVersion(): Promise<string> {
   try {
-    const out = await new Deno.Command("nats-server", { args: ["--version"], stdout: "piped" })
+    const out = await new Deno.Command(natsServerBin() ?? "nats-server", {
+      args: ["--version"],
+      stdout: "piped",
+    })
       .output();
     return new TextDecoder().decode(out.stdout).trim().replace(/^nats-server:\s*/, "");
   } catch {

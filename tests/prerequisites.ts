@@ -15,22 +15,52 @@ const NATS_SERVER_PLACES = [
 ];
 
 /**
- * The nats-server binary: `NATS_SERVER_BIN`, else `nats-server` on PATH, else
- * where Debian puts it; `undefined` when there is none.
+ * The nats-server binary: `NATS_SERVER_BIN` (as given, even if it is not
+ * there, so that a wrong setting is reported), else `nats-server` on PATH,
+ * else where Debian puts it; `undefined` when there is none.
  */
-export function natsServerBin(): string | undefined {
-  const configured = Deno.env.get("NATS_SERVER_BIN");
+export function natsServerBin(
+  env: (name: string) => string | undefined = envOf,
+): string | undefined {
+  const configured = env("NATS_SERVER_BIN");
   if (configured) return configured;
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+  for (const dir of (env("PATH") ?? "").split(":")) {
     if (dir && isFile(`${dir}/nats-server`)) return `${dir}/nats-server`;
   }
   return NATS_SERVER_PLACES.find(isFile);
 }
 
-/** The Chromium binary: `CHROMIUM_BIN`, else Debian's /usr/bin/chromium; `undefined` when absent. */
-export function chromiumBin(): string | undefined {
-  const bin = Deno.env.get("CHROMIUM_BIN") ?? "/usr/bin/chromium";
-  return isFile(bin) ? bin : undefined;
+/** The Chromium binary: `CHROMIUM_BIN`, else Debian's /usr/bin/chromium. */
+export function chromiumBin(env: (name: string) => string | undefined = envOf): string {
+  return env("CHROMIUM_BIN") || "/usr/bin/chromium";
+}
+
+/** What is missing: the Debian package, or the environment variable that names a binary not there. */
+export function missing(
+  env: (name: string) => string | undefined = envOf,
+): { packages: string[]; settings: string[] } {
+  const packages: string[] = [];
+  const settings: string[] = [];
+  const nats = natsServerBin(env);
+  if (nats === undefined) packages.push("nats-server");
+  else if (!isFile(nats)) settings.push(`NATS_SERVER_BIN=${nats} is not a file`);
+  const chromium = chromiumBin(env);
+  if (!isFile(chromium)) {
+    if (env("CHROMIUM_BIN")) settings.push(`CHROMIUM_BIN=${chromium} is not a file`);
+    else packages.push("chromium");
+  }
+  return { packages, settings };
+}
+
+/** The one line a user who is not root runs to install `packages`. */
+export function installLine(packages: readonly string[]): string {
+  return `sudo apt-get update && sudo apt-get install -y --no-install-recommends ${
+    packages.join(" ")
+  }`;
+}
+
+function envOf(name: string): string | undefined {
+  return Deno.env.get(name);
 }
 
 function isFile(path: string): boolean {
@@ -41,33 +71,41 @@ function isFile(path: string): boolean {
   }
 }
 
+async function run(args: string[]): Promise<boolean> {
+  try {
+    const { success } = await new Deno.Command(args[0]!, {
+      args: args.slice(1),
+      env: { DEBIAN_FRONTEND: "noninteractive" },
+      stdout: "null",
+    }).output();
+    return success;
+  } catch {
+    return false; // no apt-get on this machine
+  }
+}
+
 if (import.meta.main) {
-  const missing = [
-    natsServerBin() ? undefined : "nats-server",
-    chromiumBin() ? undefined : "chromium",
-  ].filter((name) => name !== undefined);
-  if (missing.length > 0) {
-    const install = ["apt-get", "install", "-y", "--no-install-recommends", ...missing];
+  let { packages, settings } = missing();
+  if (settings.length > 0) {
+    console.error(`The tests cannot run: ${settings.join("; ")}. Fix it or unset it.`);
+    Deno.exit(1);
+  }
+  if (packages.length > 0) {
+    const needed = packages.join(" and ");
     if (Deno.uid?.() !== 0) {
-      console.error(
-        `The tests need ${missing.join(" and ")}: run  sudo ${
-          install.join(" ")
-        }  and run the tests again.`,
-      );
+      console.error(`The tests need ${needed}: run  ${installLine(packages)}  and run them again.`);
       Deno.exit(1);
     }
-    console.error(`Installing ${missing.join(" and ")} (${install.join(" ")}) …`);
-    const env = { DEBIAN_FRONTEND: "noninteractive" };
-    for (const args of [["apt-get", "update", "-qq"], install]) {
-      const { success } = await new Deno.Command(args[0]!, {
-        args: args.slice(1),
-        env,
-        stdout: "null",
-      }).output();
-      if (!success) {
-        console.error(`${args.join(" ")} failed: install ${missing.join(" and ")} yourself.`);
-        Deno.exit(1);
-      }
+    console.error(`Installing ${needed} with apt-get …`);
+    const ok = await run(["apt-get", "update", "-qq"]) &&
+      await run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", ...packages]);
+    ({ packages, settings } = missing());
+    if (!ok || packages.length > 0) {
+      console.error(
+        `Could not install ${needed} with apt-get (on Debian or Ubuntu, as root): install ` +
+          `${packages.join(" and ") || needed} yourself, or set NATS_SERVER_BIN / CHROMIUM_BIN.`,
+      );
+      Deno.exit(1);
     }
   }
   console.error(`nats-server: ${natsServerBin()}  chromium: ${chromiumBin()}`);
