@@ -173,3 +173,16 @@ Deno.test("examples - deno task example:worker bundles the Worker and runs it in
     assertMatch(await task.stop(), /stopped/);
   }
 });
+
+Deno.test("examples - deno task example:two-process runs the README's responder and caller", async () => {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["task", "--quiet", "example:two-process"],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  assertEquals(code, 0, new TextDecoder().decode(stderr));
+  const out = new TextDecoder().decode(stdout);
+  assertMatch(out, /responder ready on ws:\/\//);
+  assertMatch(out, /left: 5, decision: "Approved", order: \{ orderId: "A-1-2", eta: 2 \}/);
+});

@@ -97,7 +97,18 @@ async function main(): Promise<void> {
     return;
   }
   show("status", "pending", `connecting to ${servers}…`);
-  const nc = await connect({ servers });
+  let nc: Awaited<ReturnType<typeof connect>>;
+  try {
+    nc = await connect({ servers });
+  } catch (err) {
+    show(
+      "status",
+      "error",
+      `cannot reach NATS at ${servers} (${describe(err)}): is nats-server running with websocket ` +
+        `on that port? The URL is the websocket port, not the client port 4222.`,
+    );
+    return;
+  }
   const endpoint = new Endpoint(natsTransport(nc), { timeout: 10_000 });
   globalThis.addEventListener("pagehide", () => {
     void endpoint.close().then(() => nc.close());

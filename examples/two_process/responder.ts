@@ -6,7 +6,11 @@ import { Approve, CheckStock, PlaceOrder } from "./contracts.ts";
 
 const servers = Deno.env.get("NATS_URL") ?? "ws://127.0.0.1:8080";
 const options = { servers, wsFactory }; // wsFactory: TCP_NODELAY for Deno (see docs/deno.md)
-const nc = await connect(options);
+const nc = await connect(options).catch((error) => {
+  console.error(`cannot reach NATS at ${servers} (${error.message}): is nats-server running with`);
+  console.error("websocket on that port? The URL is the websocket port, not the client port 4222.");
+  Deno.exit(1);
+});
 const endpoint = new Endpoint(natsTransport(nc));
 const ready = [
   endpoint.handle(CheckStock, ({ sku }) => sku === "A-1" ? 5 : 0),
