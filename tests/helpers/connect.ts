@@ -106,6 +106,15 @@ export async function connectTracked<C = NatsConnection>(
       await ph?.transport?.close().catch(() => {});
       await tracked.settled();
     })();
+  afterClose(conn, done);
+  return nc;
+}
+
+/** Makes `close()`, `closed()` and `drain()` of a connection also await `done` once they end. */
+function afterClose(
+  conn: { close(): Promise<void>; closed(): Promise<void | Error>; drain(): Promise<void> },
+  done: () => Promise<void>,
+): void {
   const close = conn.close.bind(conn);
   const closed = conn.closed.bind(conn);
   const drain = conn.drain.bind(conn);
@@ -122,7 +131,6 @@ export async function connectTracked<C = NatsConnection>(
     await drain();
     await done();
   };
-  return nc;
 }
 
 /** Deno's own WebSocket, as a `wsFactory`. */
@@ -179,21 +187,6 @@ export async function connectNode(
       ph?.heartbeats?.cancel();
       await ph?.transport?.close().catch(() => {});
     })();
-  const close = nc.close.bind(nc);
-  const closed = nc.closed.bind(nc);
-  const drain = nc.drain.bind(nc);
-  nc.close = async () => {
-    await close();
-    await done();
-  };
-  nc.closed = async () => {
-    const err = await closed();
-    await done();
-    return err;
-  };
-  nc.drain = async () => {
-    await drain();
-    await done();
-  };
+  afterClose(nc, done);
   return nc;
 }
