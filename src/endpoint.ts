@@ -38,6 +38,7 @@ import {
   settingsOf,
 } from "./options.ts";
 import { ReplyInbox } from "./inbox.ts";
+import { INTERNALS, type ServeObserver } from "./internals.ts";
 import { type ReplyHandler, ReplyHandlers } from "./reply_handlers.ts";
 import type { Transport, TransportMessage, TransportStatus } from "./transport.ts";
 import { errorText, SENT_HEADER, TIMEOUT_HEADER } from "./wire.ts";
@@ -136,6 +137,11 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
       failed: (subject, cause) => this.#inboxFailed(subject, cause),
     });
     this.#unwatch = transport.watch?.((status) => this.#connectionChanged(status));
+    INTERNALS.set(this, {
+      transport,
+      register: (stop, ready) => this.#register(stop, ready),
+      report: this.#host.report,
+    });
   }
 
   /** How many callbacks are waiting for a reply. */
@@ -347,7 +353,9 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
           `split its requests; stop the first registration, or handle it on another endpoint`,
       );
     }
-    const responder = new Responder(this.#host, contract, handler);
+    // Add-ons (see internals.ts) pass an observer of every request served.
+    const { observe } = options as { observe?: ServeObserver };
+    const responder = new Responder(this.#host, contract, handler, observe);
     const subscription = this.#transport.subscribe(
       subject,
       (message) => responder.serve(message),

@@ -9,6 +9,7 @@
  */
 
 import type { Contract, HandledRequestOf, HandlerReplyOf } from "./contract.ts";
+import type { ServeObserver } from "./internals.ts";
 import { ClosedError, InvalidReplyError, ReplyError, TimeoutError } from "./errors.ts";
 import { headerBytes, MAX_CONTROL_LINE, publishLineBytes } from "./limits.ts";
 import { summarize } from "./reply.ts";
@@ -60,6 +61,7 @@ export class Responder<C extends Contract> {
   readonly #host: ResponderHost;
   readonly #contract: C;
   readonly #handler: Handler<C>;
+  readonly #observe: ServeObserver | undefined;
   /** The signals of handlers still running, aborted by `stop()`. */
   readonly #inFlight = new Set<AbortController>();
   #stopped = false;
@@ -68,11 +70,13 @@ export class Responder<C extends Contract> {
    * @param host The endpoint's transport, transit clock and error reporting.
    * @param contract The contract served.
    * @param handler Returns the reply (or a promise of it).
+   * @param observe Told of every request served, with its time and answer.
    */
-  constructor(host: ResponderHost, contract: C, handler: Handler<C>) {
+  constructor(host: ResponderHost, contract: C, handler: Handler<C>, observe?: ServeObserver) {
     this.#host = host;
     this.#contract = contract;
     this.#handler = handler;
+    this.#observe = observe;
   }
 
   /**
@@ -90,6 +94,7 @@ export class Responder<C extends Contract> {
    */
   serve(message: TransportMessage): void {
     const contract = this.#contract;
+    const start = this.#observe ? performance.now() : 0;
     let reply = "";
     let request: Checked<unknown>;
     let budget = NaN;
@@ -122,14 +127,18 @@ export class Responder<C extends Contract> {
       } catch {
         why = "it fails the contract";
       }
-      this.#respond(reply, EMPTY, errorHeaders(400, `invalid request: ${why}`));
+      this.#respond(reply, EMPTY, errorHeaders(400, `invalid request: ${why}`), start);
       return;
     }
     // The time the caller has left: its budget, less what the request is known to have
     // spent on the way (see TransitClock).
     const left = budget > 0 && Number.isFinite(budget) ? budget - age : undefined;
-    if (left !== undefined && left <= 0) return; // the caller has stopped waiting
-    this.#answer(message, request.value, left, reply);
+    if (left !== undefined && left <= 0) {
+      // The caller has stopped waiting.
+      this.#observed(start);
+      return;
+    }
+    this.#answer(message, request.value, left, reply, start);
   }
 
   async #answer(
@@ -137,6 +146,7 @@ export class Responder<C extends Contract> {
     body: unknown,
     left: number | undefined,
     reply: string,
+    start: number,
   ): Promise<void> {
     const contract = this.#contract;
     const deadline = left === undefined ? undefined : Date.now() + left;
@@ -221,7 +231,18 @@ export class Responder<C extends Contract> {
       if (timer !== undefined) clearTimeout(timer);
       if (controller) this.#inFlight.delete(controller);
     }
-    if (headers !== undefined) this.#respond(reply, data, headers);
+    if (headers !== undefined) this.#respond(reply, data, headers, start);
+    else this.#observed(start);
+  }
+
+  /** Tells the observer, if any, of a request served; its exception is reported, never thrown. */
+  #observed(start: number, headers?: Record<string, string>): void {
+    if (!this.#observe) return;
+    try {
+      this.#observe(performance.now() - start, headers);
+    } catch (error) {
+      this.#host.report(this.#contract.subject, error);
+    }
   }
 
   /** The error headers a handler's exception answers with; `undefined` for no answer. */
@@ -252,8 +273,13 @@ export class Responder<C extends Contract> {
    * for a protocol line, refused by the client) is reported, and the caller gets
    * `500 internal error: the reply could not be sent` instead of waiting.
    */
-  #respond(reply: string, data: Uint8Array, headers: Record<string, string>): void {
-    if (reply === "") return;
+  #respond(
+    reply: string,
+    data: Uint8Array,
+    headers: Record<string, string>,
+    start: number,
+  ): void {
+    if (reply === "") return this.#observed(start, headers);
     const { transport } = this.#host;
     const { subject } = this.#contract;
     try {
@@ -269,15 +295,15 @@ export class Responder<C extends Contract> {
       transport.publish(reply, data, { headers });
     } catch (error) {
       this.#host.report(subject, error);
+      headers = errorHeaders(500, "internal error: the reply could not be sent");
       try {
         // The caller should not wait for its timeout because the reply could not be sent.
-        transport.publish(reply, EMPTY, {
-          headers: errorHeaders(500, "internal error: the reply could not be sent"),
-        });
+        transport.publish(reply, EMPTY, { headers });
       } catch {
         // The connection is gone; the caller times out.
       }
     }
+    this.#observed(start, headers);
   }
 }
 

@@ -94,6 +94,13 @@ export interface Transport {
    * never changes.
    */
   watch?(listener: (status: TransportStatus) => void): () => void;
+  /**
+   * Resolves once the bus has processed everything sent so far (over NATS: a
+   * round trip to the server), so an unsubscription is in effect for every
+   * other connection. A drop on the way waits for the reconnect; rejects once
+   * the connection is closed. Absent: everything takes effect at once.
+   */
+  flush?(): Promise<void>;
 }
 
 /** A change of a transport's connection. */

@@ -184,6 +184,7 @@ function wrap(nc: NatsConnectionLike): Transport {
       startWatching();
       return () => listeners.delete(listener);
     },
+    ...(typeof nc.flush === "function" ? { flush: () => live(() => undefined) } : {}),
     publish(subject: string, data: Uint8Array, options: PublishOptions = {}): void {
       const publishOptions: { reply?: string; headers?: NatsHeadersLike } = {};
       if (options.reply !== undefined) publishOptions.reply = options.reply;
