@@ -7,6 +7,8 @@
  * - for an app that imports only `Endpoint`, `natsTransport`, `defineRequest`
  *   and the three response kinds (what tree-shaking leaves);
  * - without `memoryTransport`;
+ * - with `@seed/callbacks/micro` on top (`@valibot/to-json-schema` external), what an app
+ *   that makes micro services adds;
  * - each of those with every string literal and template text over 12
  *   characters deleted (what the code alone weighs, without its messages);
  * - nats.ws itself (`connect` and `headers`), for scale.
@@ -99,7 +101,7 @@ export interface WeightReport {
 /** Measures everything the module doc lists. */
 export async function measureWeight(): Promise<WeightReport> {
   const mod = await Deno.readTextFile(`${ROOT}mod.ts`);
-  const entries: [string, string][] = [
+  const entries: [string, string, esbuild.BuildOptions?][] = [
     ["mod.ts", `export * from "./mod.ts";`],
     [
       "an app's import (Endpoint, natsTransport, defineRequest, int, enumOf, object)",
@@ -109,11 +111,16 @@ export async function measureWeight(): Promise<WeightReport> {
       "mod.ts without memoryTransport",
       mod.split("\n").filter((line) => !line.includes("memoryTransport")).join("\n"),
     ],
+    [
+      "mod.ts and micro.ts (@valibot/to-json-schema external)",
+      `export * from "./mod.ts";\nexport * from "./micro.ts";`,
+      { external: [...BUNDLE_OPTIONS.external ?? [], "@valibot/to-json-schema"] },
+    ],
   ];
   const rows: WeightRow[] = [];
   let files: FileShare[] = [];
-  for (const [name, contents] of entries) {
-    const { code, files: shares } = await bundle(contents);
+  for (const [name, contents, options] of entries) {
+    const { code, files: shares } = await bundle(contents, options);
     if (name === "mod.ts") files = shares;
     rows.push({
       bundle: name,
