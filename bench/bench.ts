@@ -26,6 +26,8 @@
  *   alive once the connection is closed, plus how long the process takes to
  *   exit by itself;
  * - the in-memory transport's round trips per second;
+ * - scatter-gather (bench/gather.ts): `endpoint.requestMany` vs nats.ws
+ *   `requestMany` + `JSON.parse`, ten responders, 1 and 20 gathers in flight;
  * - mod.ts bundled + minified (esbuild, nats.ws and valibot external), gzipped;
  * - the sweep (bench/sweep.ts): 1…1000 requests in flight × 100 B / 4 KB
  *   bodies, Deno's built-in WebSocket vs `wsFactory` from `../deno.ts`, raw vs
@@ -62,6 +64,7 @@ import {
   tick,
   type WsFactory,
 } from "./lib.ts";
+import { gatherBench, gatherTableRows } from "./gather.ts";
 import {
   sweep,
   SWEEP_BODIES,
@@ -636,6 +639,7 @@ function mainTable(r: any, lines: string[]): void {
       fmt(r.memoryTransport.rps)
     } | | |`,
   );
+  lines.push(...gatherTableRows(r.gather));
   lines.push(
     `| weight: mod.ts minified (esbuild ${r.weight.esbuild}), bytes / gzipped | | ${
       fmt(r.weight.minifiedBytes)
@@ -705,6 +709,13 @@ async function mainSections(args: Args, s: Settings, url: string) {
     const lat = await latency(cases[0]!, s);
     console.error("in-memory transport");
     const mem = await memoryTransportRate(s);
+    console.error("scatter-gather");
+    const gather = await gatherBench(url, {
+      rounds: s.rounds,
+      sampleMs: s.sampleMs,
+      warmupMs: s.warmupMs,
+      levels: args.quick ? [1, 10] : [1, 20],
+    }, factory);
     console.error("memory per pending callback (subprocesses with --expose-gc)");
     const gcFlags = ["--v8-flags=--expose-gc"];
     const memRaw = await runChild("memory-raw", url, s.memoryCount, args.wsFactory, gcFlags);
@@ -731,6 +742,7 @@ async function mainSections(args: Args, s: Settings, url: string) {
         ratio: Number(toLib.wallMs) / Number(toRaw.wallMs),
       },
       memoryTransport: mem,
+      gather,
       weight,
     };
   } finally {

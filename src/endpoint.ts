@@ -39,12 +39,23 @@ import {
 } from "./options.ts";
 import { ReplyInbox } from "./inbox.ts";
 import { INTERNALS, type ServeObserver } from "./internals.ts";
+import { Gather, type GatherOptions, type GatherSummary } from "./gather.ts";
 import { type ReplyHandler, ReplyHandlers } from "./reply_handlers.ts";
 import type { Transport, TransportMessage, TransportStatus } from "./transport.ts";
 import { errorText, SENT_HEADER, TIMEOUT_HEADER } from "./wire.ts";
 
 /** How many settled requests, at least, are remembered to recognise late replies. */
 const RECENT_LIMIT = 10_000;
+
+/** What `#send` needs beside the contract and body: the call's options and how it settles. */
+interface Outbound {
+  readonly options: RequestOptions;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (reason: unknown) => void;
+  readonly gather: Gather<unknown> | undefined;
+}
+
+const noop = (): void => {};
 
 /**
  * A requesting and processing endpoint over a {@linkcode Transport}.
@@ -79,8 +90,8 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
   readonly #sendOnly: boolean;
   readonly #pending = new PendingTable((entry) => {
     const [outcome, error] = expired(entry);
-    this.#finish(entry, outcome, error);
-    entry.reject(error);
+    // A gather's deadline is its normal end, unless it was never sent (held the whole time).
+    this.#reject(entry, entry.gather && entry.state !== "held" ? "timeout" : outcome, error);
   }, RECENT_LIMIT);
   /** Held requests and 503 retries while the connection is down or just back. */
   readonly #outage: Outage;
@@ -198,68 +209,138 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
     body: RequestOf<C>,
     options: RequestOptions = {},
   ): Promise<ReplyOf<C>> {
-    const started = performance.now();
-    let data: Uint8Array;
-    let timeout: number;
-    let inbox: string;
-    let headers: Record<string, string>;
-    let size: number;
+    // Not Promise.withResolvers: Node 20 lacks it.
+    let resolve!: (value: unknown) => void;
+    let reject!: (reason: unknown) => void;
+    const promise = new Promise<ReplyOf<C>>((res, rej) => {
+      resolve = res as (value: unknown) => void;
+      reject = rej;
+    });
     try {
-      assertContract(contract, "request");
-      timeout = options.timeout === undefined
-        ? this.#timeout
-        : checkTimeout(options.timeout, "request option timeout");
-      const { subject } = contract;
-      if (this.#closed) {
-        throw new ClosedError(`endpoint is closed: cannot send ${subject}; create a new endpoint`);
-      }
-      if (this.#outage.gone) throw connectionClosed({ subject, timeout });
-      if (this.#sendOnly) {
-        throw new TypeError(
-          "no reply inbox: a sendOnly endpoint cannot wait for replies; create the endpoint without sendOnly",
-        );
-      }
-      options.signal?.throwIfAborted();
-      if (this.#pending.size >= this.#maxPending) {
-        throw new PendingLimitError(
-          `${this.#pending.size} requests are already waiting (maxPending ${this.#maxPending}): ` +
-            `retry later, or raise the endpoint's maxPending`,
-        );
-      }
-      ({ data, headers, size } = encodeRequest(contract, body, {
-        headers: options.headers,
-        timeout,
-        maxPayload: this.#transport.maxPayload,
-      }));
-      inbox = this.#inbox.open();
-      assertFitsLine(subject, inbox, size);
-      if (this.#outage.down && !this.#outage.fits(size)) {
-        throw new PendingLimitError(
-          `the connection to NATS is down and ${this.#outage.heldBytes} bytes of requests are ` +
-            `held (maxHeldBytes ${this.#outage.maxHeldBytes}): retry once it is back, or raise maxHeldBytes; nothing was sent`,
-        );
-      }
+      this.#send(contract, body, { options, resolve, reject, gather: undefined });
     } catch (error) {
       return Promise.reject(error);
+    }
+    return promise;
+  }
+
+  /**
+   * Sends one request and waits for every reply to it: scatter-gather. The
+   * result is an async iterable of `Promise.allSettled`-shaped results, one per
+   * reply in arrival order: `{ status: "fulfilled", value }` for a valid reply
+   * (typed by the contract), `{ status: "rejected", reason }` for an error or
+   * invalid reply from one responder, which does not end the gathering.
+   *
+   * Nothing is sent before the loop starts. It ends at the first of: `max`
+   * replies; no reply for `idle` ms (since the request, for the first); the
+   * `timeout` (per call, else the endpoint's); an empty reply with
+   * `sentinel: true`. Responders that are there but silent give an empty
+   * result. Leaving the loop early releases everything at once. Responders
+   * need nothing new: handlers with `queue: false` all answer.
+   *
+   * @param contract What to send and what to expect from each responder.
+   * @param body The request body; validated against the contract first.
+   * @param options `max`, `idle`, `sentinel`, `signal`, `timeout`, `headers`.
+   * @returns The replies, as they come.
+   * @throws {NoRespondersError} Nobody listens on the subject (the loop rejects).
+   * @throws {InvalidRequestError} The body fails the request schema; nothing is sent.
+   * @throws {ClosedError} The endpoint is or was closed while gathering.
+   * @throws {DisconnectedError} The connection is closed, or was down the whole time.
+   * @throws {PendingLimitError} `maxPending` callbacks are already waiting.
+   * @throws {RangeError} `max`, `idle` or `timeout` is out of range.
+   *
+   * @example Quotes from every carrier that answers within 200 ms of the last
+   * ```ts
+   * import { assert } from "@std/assert";
+   * import * as v from "valibot";
+   * import { defineRequest, Endpoint, memoryTransport, object } from "@seed/callbacks";
+   *
+   * const GetQuote = defineRequest({
+   *   subject: "quotes.get",
+   *   request: v.object({ sku: v.string() }),
+   *   response: object(v.object({ carrier: v.string(), price: v.number() })),
+   * });
+   * const transport = memoryTransport();
+   * await using endpoint = new Endpoint(transport);
+   * await using a = new Endpoint(transport);
+   * await using b = new Endpoint(transport);
+   * a.handle(GetQuote, () => ({ carrier: "A", price: 12 }), { queue: false });
+   * b.handle(GetQuote, () => ({ carrier: "B", price: 9 }), { queue: false });
+   * const prices: number[] = [];
+   * for await (const r of endpoint.requestMany(GetQuote, { sku: "A-1" }, { idle: 200, max: 2 })) {
+   *   if (r.status === "fulfilled") prices.push(r.value.price);
+   * }
+   * assert(prices.sort().join() === "12,9");
+   * ```
+   */
+  requestMany<C extends Contract>(
+    contract: C,
+    body: RequestOf<C>,
+    options: GatherOptions = {},
+  ): AsyncIterableIterator<PromiseSettledResult<ReplyOf<C>>> {
+    return new Gather<ReplyOf<C>>({
+      start: (gather) =>
+        this.#send(contract, body, { options, resolve: noop, reject: noop, gather }),
+      retry: (entry) => this.#outage.retry(entry),
+      finish: (entry, outcome, error, summary) => {
+        this.#pending.take(entry.id);
+        this.#finish(entry, outcome, error, summary);
+      },
+      replied: (entry, value) => this.#replied(entry, value),
+    }, options);
+  }
+
+  /** Validates, encodes and sends (or holds) a request; throws when nothing could be sent. */
+  #send(contract: Contract, body: unknown, how: Outbound): PendingEntry {
+    const { options } = how;
+    const started = performance.now();
+    const where = how.gather ? "requestMany" : "request";
+    assertContract(contract, where);
+    const timeout = options.timeout === undefined
+      ? this.#timeout
+      : checkTimeout(options.timeout, `${where} option timeout`);
+    const { subject } = contract;
+    if (this.#closed) {
+      throw new ClosedError(`endpoint is closed: cannot send ${subject}; create a new endpoint`);
+    }
+    if (this.#outage.gone) throw connectionClosed({ subject, timeout });
+    if (this.#sendOnly) {
+      throw new TypeError(
+        "no reply inbox: a sendOnly endpoint cannot wait for replies; create the endpoint without sendOnly",
+      );
+    }
+    options.signal?.throwIfAborted();
+    if (this.#pending.size >= this.#maxPending) {
+      throw new PendingLimitError(
+        `${this.#pending.size} requests are already waiting (maxPending ${this.#maxPending}): ` +
+          `retry later, or raise the endpoint's maxPending`,
+      );
+    }
+    const { data, headers, size } = encodeRequest(contract, body, {
+      headers: options.headers,
+      timeout,
+      maxPayload: this.#transport.maxPayload,
+    });
+    const inbox = this.#inbox.open();
+    assertFitsLine(subject, inbox, size);
+    if (this.#outage.down && !this.#outage.fits(size)) {
+      throw new PendingLimitError(
+        `the connection to NATS is down and ${this.#outage.heldBytes} bytes of requests are ` +
+          `held (maxHeldBytes ${this.#outage.maxHeldBytes}): retry once it is back, or raise maxHeldBytes; nothing was sent`,
+      );
     }
 
     const id = crypto.randomUUID();
     const { signal } = options;
-    // Not Promise.withResolvers: Node 20 lacks it.
-    let resolve!: (value: ReplyOf<C>) => void;
-    let reject!: (reason: unknown) => void;
-    const promise = new Promise<ReplyOf<C>>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
     const entry: PendingEntry = {
       id,
       contract,
       started,
       deadline: started + timeout,
       timeout,
-      resolve: resolve as (value: unknown) => void,
-      reject,
+      resolve: how.resolve,
+      reject: how.reject,
+      gather: how.gather,
       detach: undefined,
       prev: undefined,
       next: undefined,
@@ -274,7 +355,6 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
       signal.addEventListener("abort", onAbort, { once: true });
       entry.detach = () => signal.removeEventListener("abort", onAbort);
     }
-    const { subject } = contract;
     const reply = `${inbox}.${id}`;
     // Keep what is sent only while it is held or a no-responders retry may need it.
     if (this.#outage.keeps(started)) entry.sent = { subject, reply, data, headers, size };
@@ -282,7 +362,7 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
       // A NATS client drops what is published while disconnected: hold it until the
       // connection is back, within its deadline.
       this.#outage.hold(entry);
-      return promise;
+      return entry;
     }
     try {
       headers[SENT_HEADER] = stamp();
@@ -290,15 +370,14 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
     } catch (error) {
       // Never published: no request or settle event, nothing left behind.
       this.#pending.take(id);
-      return Promise.reject(
-        error instanceof DisconnectedError ? error : new InvalidRequestError(
-          `${subject} could not be sent (${errorText(error)}); nothing was sent`,
-          { cause: error },
-        ),
+      throw error instanceof DisconnectedError ? error : new InvalidRequestError(
+        `${subject} could not be sent (${errorText(error)}); nothing was sent`,
+        { cause: error },
       );
     }
     this.dispatchEvent(new RequestEvent(subject, { id, timeout }));
-    return promise;
+    how.gather?.sent();
+    return entry;
   }
 
   /**
@@ -502,20 +581,25 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
       this.#lateReply(id, message);
       return;
     }
+    if (entry.gather) return entry.gather.receive(message);
     const result = readReply(entry.contract, message, entry.timeout);
     if (result.ok) {
       this.#pending.take(id);
       this.#finish(entry, "reply", undefined);
       entry.resolve(result.value);
-      if (this.#replyHandlers.has(entry.contract)) {
-        this.#replyHandlers.run(entry.contract, result.value, { id, late: false });
-      }
+      this.#replied(entry, result.value);
       return;
     }
     if (result.outcome === "no-responders" && this.#outage.retry(entry)) return;
     this.#pending.take(id);
-    this.#finish(entry, result.outcome, result.error);
-    entry.reject(result.error);
+    this.#reject(entry, result.outcome, result.error);
+  }
+
+  /** Runs the contract's reply handlers for a valid reply, after its callback. */
+  #replied(entry: PendingEntry, value: unknown): void {
+    if (this.#replyHandlers.has(entry.contract)) {
+      this.#replyHandlers.run(entry.contract, value, { id: entry.id, late: false });
+    }
   }
 
   #connectionChanged(status: TransportStatus): void {
@@ -553,6 +637,7 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
     }
     this.#outage.sent(entry);
     this.dispatchEvent(new RequestEvent(subject, { id: entry.id, timeout: left }));
+    entry.gather?.sent();
   }
 
   #lateReply(id: string, message: TransportMessage): void {
@@ -566,13 +651,17 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
   /** Settles a waiting request with an error made for it; nothing if it already settled. */
   #settle(id: string, outcome: Outcome, error: (entry: PendingEntry) => unknown): void {
     const entry = this.#pending.take(id);
-    if (entry === undefined) return;
-    const reason = error(entry);
+    if (entry !== undefined) this.#reject(entry, outcome, error(entry));
+  }
+
+  /** Settles a request taken from the table with an error; a gather decides how it ends. */
+  #reject(entry: PendingEntry, outcome: Outcome, reason: unknown): void {
+    if (entry.gather) return entry.gather.ended(outcome, reason);
     this.#finish(entry, outcome, reason);
     entry.reject(reason);
   }
 
-  #finish(entry: PendingEntry, outcome: Outcome, error: unknown): void {
+  #finish(entry: PendingEntry, outcome: Outcome, error: unknown, summary?: GatherSummary): void {
     this.#outage.settled(entry);
     this.dispatchEvent(
       new SettleEvent(entry.contract.subject, {
@@ -580,6 +669,8 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
         outcome,
         duration: performance.now() - entry.started,
         error,
+        replies: summary?.replies,
+        end: summary?.end,
       }),
     );
   }

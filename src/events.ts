@@ -1,4 +1,5 @@
 import type { Endpoint } from "./endpoint.ts";
+import type { GatherEnd } from "./gather.ts";
 
 /**
  * The events an {@linkcode Endpoint} dispatches, each an `Event` subclass
@@ -46,7 +47,10 @@ export class RequestEvent extends Event {
 }
 
 /**
- * Dispatched as `settle` exactly once per request, when its promise settles.
+ * Dispatched as `settle` exactly once per request, when its promise settles,
+ * and once per `requestMany()` gather, when it ends: its outcome is `reply`
+ * for a normal end (`max`, `idle`, `timeout`, `sentinel`, or the loop left),
+ * and `replies` and `end` say how many replies came and why it ended.
  *
  * @example Logging outcomes and durations
  * ```ts
@@ -68,10 +72,21 @@ export class SettleEvent extends Event {
   readonly duration: number;
   /** The rejection, when the outcome is not `reply`. */
   readonly error: unknown;
+  /** For a gather: how many replies it received; `undefined` for a request. */
+  readonly replies: number | undefined;
+  /** For a gather: why it ended; `undefined` for a request. */
+  readonly end: GatherEnd | undefined;
   /** Makes a SettleEvent. */
   constructor(
     subject: string,
-    init: { id: string; outcome: Outcome; duration: number; error?: unknown },
+    init: {
+      id: string;
+      outcome: Outcome;
+      duration: number;
+      error?: unknown;
+      replies?: number | undefined;
+      end?: GatherEnd | undefined;
+    },
   ) {
     super("settle");
     this.subject = subject;
@@ -79,6 +94,8 @@ export class SettleEvent extends Event {
     this.outcome = init.outcome;
     this.duration = init.duration;
     this.error = init.error;
+    this.replies = init.replies;
+    this.end = init.end;
   }
 }
 

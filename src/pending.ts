@@ -14,6 +14,8 @@
  */
 
 import type { Contract } from "./contract.ts";
+import type { Outcome } from "./events.ts";
+import type { TransportMessage } from "./transport.ts";
 
 /** A callback waiting for its reply. */
 export interface PendingEntry {
@@ -31,6 +33,8 @@ export interface PendingEntry {
   readonly resolve: (value: unknown) => void;
   /** Settles the caller's promise with an error. */
   readonly reject: (reason: unknown) => void;
+  /** For a `requestMany()` gather: it takes every reply, and its end, instead of resolve/reject. */
+  readonly gather: Gathering | undefined;
   /** Removes the abort listener, if any. */
   detach: (() => void) | undefined;
   /** Where it stands with the connection. */
@@ -45,6 +49,16 @@ export interface PendingEntry {
   prev: PendingEntry | undefined;
   /** Neighbours in its timeout list. */
   next: PendingEntry | undefined;
+}
+
+/** What the endpoint tells a gather (see `Gather`). */
+export interface Gathering {
+  /** A reply arrived. */
+  receive(message: TransportMessage): void;
+  /** The request was published, or published again. */
+  sent(): void;
+  /** The endpoint settled it: deadline (`timeout`), abort, close, connection lost. */
+  ended(outcome: Outcome, error: unknown): void;
 }
 
 /**

@@ -52,6 +52,14 @@ Deno.test("bench - the benchmark runs end to end with tiny counts", async () => 
         "object@1000",
       ],
     );
+    assertEquals(r.gather.map((g: { inflight: number }) => g.inflight), [1, 10]);
+    for (const g of r.gather) {
+      for (const key of ["libraryGps", "rawGps", "ratio"]) {
+        assertFinite(g[key], `gather@${g.inflight}.${key}`);
+      }
+      assertEquals(g.errors, 0, `gather@${g.inflight} had failed gathers`);
+    }
+    assert(out.includes("gathers of 10 object replies"), "the gather row is in the table");
     for (const t of r.throughput) {
       for (const key of ["libraryRps", "rawRps", "ratio"]) {
         assertFinite(t[key], `throughput ${t.case}@${t.inflight}.${key}`);
@@ -77,9 +85,9 @@ Deno.test("bench - the benchmark runs end to end with tiny counts", async () => 
     assertFinite(r.weight.minifiedBytes, "weight.minifiedBytes");
     assertFinite(r.weight.gzipBytes, "weight.gzipBytes");
     // A size budget (esbuild is pinned, so the number is deterministic): the bundle may not
-    // grow past 11 KiB gzipped without someone deciding so here. (The design's 8 KiB held until
-    // the hardening; docs/weight.md says what it and the endpoint's split cost.)
-    assert(r.weight.gzipBytes <= 11 * 1024, `mod.ts is ${r.weight.gzipBytes} bytes gzipped`);
+    // grow past 12 KiB gzipped without someone deciding so here. (The design's 8 KiB held until
+    // the hardening; docs/weight.md says what it, the endpoint's split and requestMany cost.)
+    assert(r.weight.gzipBytes <= 12 * 1024, `mod.ts is ${r.weight.gzipBytes} bytes gzipped`);
 
     // The tiny sweep: 1 and 10 in flight × 100 B / 4 KB, four clients, the targets computed.
     assert(out.includes("| body | in flight | native raw |"), "prints the sweep table");

@@ -41,9 +41,10 @@ import {
   type RequestEvent,
   type SettleEvent,
   TimeoutError,
-  type TransportMessage,
 } from "../mod.ts";
 import { type Fixture, memoryFixture, natsFixture } from "./helpers/fixture.ts";
+import { pick, prng } from "./helpers/prng.ts";
+import { type Answer, RawResponders } from "./helpers/raw_responders.ts";
 
 const body = v.object({ i: v.number(), mode: v.string(), delay: v.number() });
 /** Answered by one raw responder. */
@@ -104,21 +105,6 @@ const MARGIN = 50;
 
 /** The error code an error reply carries for request i. */
 const codeOf = (i: number) => 400 + (i % 100);
-
-/** mulberry32: a small seeded PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const pick = <T>(random: () => number, items: readonly T[]): T =>
-  items[Math.floor(random() * items.length)]!;
 
 /** One request of a schedule, and the outcomes it allows. */
 interface Plan {
@@ -198,44 +184,13 @@ async function run(
   const seen = new Map<string, number>();
   const count = (what: string) => seen.set(what, (seen.get(what) ?? 0) + 1);
   const totals: Totals = { requests: 0, sent: 0, byMessage: 0, late: 0, dropped: 0 };
-  const timers = new Set<ReturnType<typeof setTimeout>>();
-  const later = (ms: number, fn: () => void) => {
-    const timer = setTimeout(() => {
-      timers.delete(timer);
-      fn();
-    }, ms);
-    timers.add(timer);
-  };
-  const encode = (text: string) => new TextEncoder().encode(text);
-
-  // What the responders did: requests received, replies sent per reply token, replies on a timer.
-  let received = 0;
-  let scheduled = 0;
-  const sent = new Map<string, number>();
-  let wake: (() => void) | undefined;
-  const progress = () => {
-    const resolve = wake;
-    wake = undefined;
-    resolve?.();
-  };
+  using responders = new RawResponders(fx);
+  const { sent } = responders;
+  const later = (ms: number, fn: () => void) => responders.later(ms, fn);
   /** A raw responder, the k-th on its subject, that answers as the schedule says. */
-  const responder = (k: number) => (message: TransportMessage) => {
-    received++;
-    const { i, mode, delay } = JSON.parse(new TextDecoder().decode(message.data));
-    const id = message.reply.slice(message.reply.lastIndexOf(".") + 1);
-    const send = (data: string, headers: Record<string, string>) => {
-      fx.responder.publish(message.reply, encode(data), { headers });
-      sent.set(id, (sent.get(id) ?? 0) + 1);
-    };
+  const answer = (k: number, { body, send, after }: Answer) => {
+    const { i, mode, delay } = body;
     const reply = () => send(String(i), { [KIND_HEADER]: "int" });
-    const after = (ms: number, fn: () => void) => {
-      scheduled++;
-      later(ms, () => {
-        fn();
-        scheduled--;
-        progress();
-      });
-    };
     if (mode === "reply") reply();
     else if (mode === "dup") {
       reply();
@@ -258,167 +213,128 @@ async function run(
       });
       if (i % 2 === 0) reply();
     } else if (mode === "slow") after(delay, reply);
-    progress();
   };
-  const subs = [
-    fx.responder.subscribe(Echo.subject, responder(1)),
-    fx.responder.subscribe(Multi.subject, responder(1)),
-    fx.responder.subscribe(Multi.subject, responder(2)),
-    fx.responder.subscribe(Multi.subject, responder(3)),
-  ];
-  /**
-   * Waits until the responders got every request published so far and sent
-   * every reply, then until those replies reached the caller (NATS: the
-   * responder's flush, then the caller's; memory: a macrotask).
-   */
-  const drain = async (expected: number) => {
-    let guard: ReturnType<typeof setTimeout> | undefined;
-    const stuck = new Promise<never>((_, reject) => {
-      guard = setTimeout(
-        () =>
-          reject(
-            new Error(`responders stuck: ${received}/${expected} requests, ${scheduled} timers`),
-          ),
-        5_000,
-      );
-    });
-    try {
-      while (received < expected || scheduled > 0) {
-        await Promise.race([new Promise<void>((resolve) => wake = resolve), stuck]);
-      }
-    } finally {
-      clearTimeout(guard);
-    }
-    await fx.ready();
-    await fx.ready();
-    await new Promise((resolve) => setTimeout(resolve, 0));
-    assertStrictEquals(received, expected, "requests received by the responders");
-  };
+  responders.add(Echo.subject, 1, answer);
+  for (const k of [1, 2, 3]) responders.add(Multi.subject, k, answer);
 
   let expectedReceipts = 0;
-  try {
-    await fx.ready();
-    for (let batch = 0; batch < batches; batch++) {
-      await using caller = new Endpoint(fx.caller, { maxPending: perBatch + 1 });
-      const published = new Map<string, string>(); // id -> subject
-      const settles = new Map<string, Outcome[]>();
-      const late = new Map<string, number>();
-      let lastId: string | undefined;
-      caller.addEventListener("request", (event: RequestEvent) => {
-        lastId = event.id;
-        published.set(event.id, event.subject);
-        expectedReceipts += event.subject === Multi.subject
-          ? 3
-          : event.subject === Echo.subject
-          ? 1
-          : 0;
+  await fx.ready();
+  for (let batch = 0; batch < batches; batch++) {
+    await using caller = new Endpoint(fx.caller, { maxPending: perBatch + 1 });
+    const published = new Map<string, string>(); // id -> subject
+    const settles = new Map<string, Outcome[]>();
+    const late = new Map<string, number>();
+    let lastId: string | undefined;
+    caller.addEventListener("request", (event: RequestEvent) => {
+      lastId = event.id;
+      published.set(event.id, event.subject);
+      expectedReceipts += event.subject === Multi.subject
+        ? 3
+        : event.subject === Echo.subject
+        ? 1
+        : 0;
+    });
+    caller.addEventListener("settle", (event: SettleEvent) => {
+      settles.set(event.id, [...settles.get(event.id) ?? [], event.outcome]);
+      count(event.outcome);
+    });
+    caller.addEventListener("late-reply", (event) => {
+      late.set(event.id, (late.get(event.id) ?? 0) + 1);
+      count("late-reply");
+    });
+    // Every third batch is closed while its requests wait.
+    const closing = batch % 3 === 1;
+    const closeAt = closing ? 10 + Math.floor(random() * 50) : -1;
+    const plans: Plan[] = [];
+    const runs: Promise<void>[] = [];
+    for (let n = 0; n < perBatch; n++) {
+      const p = plan(random, batch * perBatch + n, closing);
+      plans.push(p);
+      const { i, mode, how, delay, timeout, abortAt, allowed } = p;
+      const what =
+        `request ${i} (${mode}/${how}, delay ${delay}, timeout ${timeout}, abort ${abortAt})`;
+      const controller = new AbortController();
+      const reason = new Error(`abort ${i}`);
+      if (how === "pre-abort") controller.abort(reason);
+      if (how === "abort") later(abortAt, () => controller.abort(reason));
+      lastId = undefined;
+      const promise = caller.request(contractOf(mode), { i, mode, delay }, {
+        timeout,
+        signal: controller.signal,
       });
-      caller.addEventListener("settle", (event: SettleEvent) => {
-        settles.set(event.id, [...settles.get(event.id) ?? [], event.outcome]);
-        count(event.outcome);
-      });
-      caller.addEventListener("late-reply", (event) => {
-        late.set(event.id, (late.get(event.id) ?? 0) + 1);
-        count("late-reply");
-      });
-      // Every third batch is closed while its requests wait.
-      const closing = batch % 3 === 1;
-      const closeAt = closing ? 10 + Math.floor(random() * 50) : -1;
-      const plans: Plan[] = [];
-      const runs: Promise<void>[] = [];
-      for (let n = 0; n < perBatch; n++) {
-        const p = plan(random, batch * perBatch + n, closing);
-        plans.push(p);
-        const { i, mode, how, delay, timeout, abortAt, allowed } = p;
-        const what =
-          `request ${i} (${mode}/${how}, delay ${delay}, timeout ${timeout}, abort ${abortAt})`;
-        const controller = new AbortController();
-        const reason = new Error(`abort ${i}`);
-        if (how === "pre-abort") controller.abort(reason);
-        if (how === "abort") later(abortAt, () => controller.abort(reason));
-        lastId = undefined;
-        const promise = caller.request(contractOf(mode), { i, mode, delay }, {
-          timeout,
-          signal: controller.signal,
-        });
-        if (lastId !== undefined) p.id = lastId;
-        const got = (outcome: Outcome) => {
-          p.got = outcome;
-          if (!allowed.has(outcome)) {
-            fail(`${what} settled with ${outcome}, allowed only ${[...allowed].join(", ")}`);
-          }
-        };
-        runs.push(promise.then(
-          (value) => {
-            if (value !== i) fail(`${what} got the reply of ${value}`);
-            got("reply");
-          },
-          (error) => {
-            if (error === reason) got("abort");
-            else if (error instanceof ClosedError) got("closed");
-            else if (error instanceof TimeoutError) got("timeout");
-            else if (error instanceof NoRespondersError) got("no-responders");
-            else if (error instanceof InvalidReplyError) {
-              assert(error.issues.length > 0, `${what}: an InvalidReplyError without issues`);
-              got("invalid-reply");
-            } else if (error instanceof RemoteError) {
-              assertEquals(
-                [error.code, error.description, error.data],
-                [codeOf(i), `failed ${i}`, { i }],
-                `${what} got another request's error reply`,
-              );
-              got("remote-error");
-            } else fail(`${what} rejected with ${error}`);
-          },
-        ));
-      }
-      const closed = closing
-        ? new Promise<void>((resolve) =>
-          later(closeAt, () => {
-            void caller.close();
-            resolve();
-          })
-        )
-        : undefined;
-      await Promise.all(runs);
-      await closed;
-      assertStrictEquals(caller.pending, 0);
-      await drain(expectedReceipts);
-
-      // Exactly once, with the outcome its promise got.
-      assertEquals(settles.size, published.size, "one settle per published request");
-      for (const p of plans) {
-        if (p.how === "pre-abort") {
-          assertStrictEquals(p.id, undefined, `request ${p.i} was published though aborted before`);
-          continue;
+      if (lastId !== undefined) p.id = lastId;
+      const got = (outcome: Outcome) => {
+        p.got = outcome;
+        if (!allowed.has(outcome)) {
+          fail(`${what} settled with ${outcome}, allowed only ${[...allowed].join(", ")}`);
         }
-        assert(p.id !== undefined, `request ${p.i} (${p.mode}/${p.how}) was not published`);
-        assertEquals(settles.get(p.id), [p.got!], `request ${p.i} (${p.mode}/${p.how}): settle`);
-      }
-      // Every reply that reached the endpoint settled its request or is a late reply.
-      for (const id of late.keys()) {
-        assert(published.has(id), `late reply for ${id}, which this endpoint never sent`);
-      }
-      for (const p of plans) {
-        if (p.id === undefined) continue;
-        const out = (sent.get(p.id) ?? 0) + (p.mode === "no-responders" ? 1 : 0);
-        const byMessage = BY_MESSAGE.has(p.got!) ? 1 : 0;
-        const came = byMessage + (late.get(p.id) ?? 0);
-        const where = `request ${p.i} (${p.mode}/${p.how}, ${p.got}): ${out} replies sent, ` +
-          `${byMessage} settled it, ${late.get(p.id) ?? 0} late`;
-        if (closing) assert(came <= out, where);
-        else assertStrictEquals(came, out, where);
-        totals.sent += out;
-        totals.byMessage += byMessage;
-        totals.late += late.get(p.id) ?? 0;
-        totals.dropped += out - came;
-      }
-      totals.requests += plans.length;
+      };
+      runs.push(promise.then(
+        (value) => {
+          if (value !== i) fail(`${what} got the reply of ${value}`);
+          got("reply");
+        },
+        (error) => {
+          if (error === reason) got("abort");
+          else if (error instanceof ClosedError) got("closed");
+          else if (error instanceof TimeoutError) got("timeout");
+          else if (error instanceof NoRespondersError) got("no-responders");
+          else if (error instanceof InvalidReplyError) {
+            assert(error.issues.length > 0, `${what}: an InvalidReplyError without issues`);
+            got("invalid-reply");
+          } else if (error instanceof RemoteError) {
+            assertEquals(
+              [error.code, error.description, error.data],
+              [codeOf(i), `failed ${i}`, { i }],
+              `${what} got another request's error reply`,
+            );
+            got("remote-error");
+          } else fail(`${what} rejected with ${error}`);
+        },
+      ));
     }
-  } finally {
-    for (const sub of subs) sub.unsubscribe();
-    // Replies still scheduled (after a failure) would answer nobody: cancel them.
-    for (const timer of timers) clearTimeout(timer);
+    const closed = closing
+      ? new Promise<void>((resolve) =>
+        later(closeAt, () => {
+          void caller.close();
+          resolve();
+        })
+      )
+      : undefined;
+    await Promise.all(runs);
+    await closed;
+    assertStrictEquals(caller.pending, 0);
+    await responders.drain(expectedReceipts);
+
+    // Exactly once, with the outcome its promise got.
+    assertEquals(settles.size, published.size, "one settle per published request");
+    for (const p of plans) {
+      if (p.how === "pre-abort") {
+        assertStrictEquals(p.id, undefined, `request ${p.i} was published though aborted before`);
+        continue;
+      }
+      assert(p.id !== undefined, `request ${p.i} (${p.mode}/${p.how}) was not published`);
+      assertEquals(settles.get(p.id), [p.got!], `request ${p.i} (${p.mode}/${p.how}): settle`);
+    }
+    // Every reply that reached the endpoint settled its request or is a late reply.
+    for (const id of late.keys()) {
+      assert(published.has(id), `late reply for ${id}, which this endpoint never sent`);
+    }
+    for (const p of plans) {
+      if (p.id === undefined) continue;
+      const out = (sent.get(p.id) ?? 0) + (p.mode === "no-responders" ? 1 : 0);
+      const byMessage = BY_MESSAGE.has(p.got!) ? 1 : 0;
+      const came = byMessage + (late.get(p.id) ?? 0);
+      const where = `request ${p.i} (${p.mode}/${p.how}, ${p.got}): ${out} replies sent, ` +
+        `${byMessage} settled it, ${late.get(p.id) ?? 0} late`;
+      if (closing) assert(came <= out, where);
+      else assertStrictEquals(came, out, where);
+      totals.sent += out;
+      totals.byMessage += byMessage;
+      totals.late += late.get(p.id) ?? 0;
+      totals.dropped += out - came;
+    }
+    totals.requests += plans.length;
   }
   return { seen, totals };
 }

@@ -50,6 +50,7 @@ function entry(id: string, deadline: number, bytes = 10): PendingEntry {
     timeout: deadline,
     resolve: () => {},
     reject: () => {},
+    gather: undefined,
     detach: undefined,
     state: "sent",
     sent: {

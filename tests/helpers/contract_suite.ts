@@ -89,6 +89,26 @@ export function contractSuite(label: string, makeFixture: () => Promise<Fixture>
     assertStrictEquals(caller.pending, 0);
   });
 
+  test("requestMany gathers a typed reply from every responder without a queue group", async (fx) => {
+    const responders = [1, 2, 3].map((n) => {
+      const endpoint = new Endpoint(fx.responder, { sendOnly: true });
+      endpoint.handle(CheckStock, () => n, { queue: false });
+      return endpoint;
+    });
+    try {
+      await using caller = new Endpoint(fx.caller);
+      await fx.ready();
+      const results = await Array.fromAsync(
+        caller.requestMany(CheckStock, { sku: "A-1" }, { max: 3, timeout: 5_000 }),
+      );
+      const values = results.map((r) => r.status === "fulfilled" ? r.value : r.reason);
+      assertEquals(values.sort(), [1, 2, 3]);
+      assertStrictEquals(caller.pending, 0);
+    } finally {
+      for (const endpoint of responders) await endpoint.close();
+    }
+  });
+
   test("TypeScript enums work as enum responses, numeric and string", async (fx) => {
     enum Level {
       Low = 1,
