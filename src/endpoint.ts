@@ -257,6 +257,7 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
    *
    * const GetQuote = defineRequest({
    *   subject: "quotes.get",
+   * @throws {TypeError} Not a contract; `sentinel` is not a boolean; the endpoint is `sendOnly`.
    *   request: v.object({ sku: v.string() }),
    *   response: object(v.object({ carrier: v.string(), price: v.number() })),
    * });
@@ -270,7 +271,7 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
    * for await (const r of endpoint.requestMany(GetQuote, { sku: "A-1" }, { idle: 200, max: 2 })) {
    *   if (r.status === "fulfilled") prices.push(r.value.price);
    * }
-   * assert(prices.sort().join() === "12,9");
+   * assert(prices.sort((a, b) => a - b).join() === "9,12");
    * ```
    */
   requestMany<C extends Contract>(
@@ -350,6 +351,7 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
       retry: undefined,
     };
     this.#pending.add(entry);
+    how.gather?.attach(entry);
     if (signal) {
       const onAbort = () => this.#settle(id, "abort", () => signal.reason);
       signal.addEventListener("abort", onAbort, { once: true });

@@ -43,7 +43,7 @@ export type GatherEnd =
 /** What a gather uses of its endpoint. */
 export interface GatherHost {
   /** Validates and sends the request; returns its pending entry, or throws (nothing sent). */
-  start(gather: Gather<unknown>): PendingEntry;
+  start(gather: Gather<unknown>): void;
   /** Whether a no-responders answer is retried (just after a reconnect); see `Outage.retry`. */
   retry(entry: PendingEntry): boolean;
   /** Removes the entry if it is still pending and dispatches its `settle` event. */
@@ -107,9 +107,10 @@ export class Gather<T> implements AsyncIterableIterator<Result<T>> {
     if (this.#state === "new") {
       try {
         checkGather(this.#max, this.#idle, this.#sentinel);
-        this.#entry = this.#host.start(this as Gather<unknown>);
         this.#state = "open";
+        this.#host.start(this as Gather<unknown>);
       } catch (error) {
+        if (this.#timer !== undefined) clearTimeout(this.#timer);
         this.#state = "done";
         return Promise.reject(error);
       }
@@ -136,7 +137,12 @@ export class Gather<T> implements AsyncIterableIterator<Result<T>> {
 
   /** The request was published (or published again): the idle gap starts now. */
   sent(): void {
-    if (this.#replies === 0) this.#arm();
+    if (this.#state === "open" && this.#replies === 0) this.#arm();
+  }
+
+  /** The entry, registered before anything is published. */
+  attach(entry: PendingEntry): void {
+    this.#entry = entry;
   }
 
   /** A reply on the request's inbox subject. Never throws. */

@@ -53,6 +53,8 @@ export interface PendingEntry {
 
 /** What the endpoint tells a gather (see `Gather`). */
 export interface Gathering {
+  /** The entry was registered (before it is published). */
+  attach(entry: PendingEntry): void;
   /** A reply arrived. */
   receive(message: TransportMessage): void;
   /** The request was published, or published again. */

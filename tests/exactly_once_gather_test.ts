@@ -205,6 +205,10 @@ async function run(fx: Fixture, seed: number, batches: number, perBatch: number)
       if (p.ended === "closed") assert(closing, `${where}: closed outside a closing batch`);
       const replies = event.replies!;
       assert(p.yielded <= replies, `${where}: yielded ${p.yielded} of ${replies} received`);
+      // A normal end hands out everything received (only leaving the loop drops the rest).
+      if (p.ended === "done" && p.how !== "break") {
+        assertEquals(p.yielded, replies, `${where}: yielded all it received`);
+      }
       if (p.max !== undefined) assert(replies <= p.max, `${where}: ${replies} over max`);
       if (event.end === "max") assertEquals(replies, p.max, `${where}: ended at max`);
       if (event.end === "return") assertEquals(p.how, "break", `${where}: left without break`);

@@ -409,3 +409,24 @@ Deno.test("gather - replies of plain NATS responders that validate are accepted;
     for (const sub of subs) sub.unsubscribe();
   }
 });
+
+Deno.test("gather - an abort or close() from a request listener, while it is being sent, ends it at once", async () => {
+  await using fx = await memoryFixture();
+  await using responder = new Endpoint(fx.responder);
+  responder.handle(Count, () => new Promise<number>(() => {}), { queue: false });
+  await using caller = new Endpoint(fx.caller);
+  const settles: SettleEvent[] = [];
+  caller.addEventListener("settle", (e) => settles.push(e));
+  const controller = new AbortController();
+  const abort = () => controller.abort(new Error("left"));
+  caller.addEventListener("request", abort, { once: true });
+  await assertRejects(
+    () => caller.requestMany(Count, 1, { signal: controller.signal }).next(),
+    Error,
+    "left",
+  );
+  assertEquals([settles.length, settles[0]?.end, caller.pending], [1, "abort", 0]);
+  caller.addEventListener("request", () => void caller.close(), { once: true });
+  await assertRejects(() => caller.requestMany(Count, 1).next(), ClosedError);
+  assertEquals([settles.length, settles[1]?.end, caller.pending], [2, "closed", 0]);
+});
