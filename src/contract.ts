@@ -20,6 +20,13 @@ export interface Contract<
   readonly request: Req;
   /** The reply's kind: `int()`, `enumOf(…)` or `object(…)`. */
   readonly response: Res;
+  /**
+   * Whether handling a request twice does no harm. A request of an idempotent
+   * contract that was in flight when the connection dropped is sent again
+   * (same id) once it is back, and responders answer a repeated id from
+   * memory instead of running the handler again.
+   */
+  readonly idempotent?: boolean;
 }
 
 /** What {@linkcode defineRequest} takes. */
@@ -30,6 +37,12 @@ export interface ContractDefinition<Req extends Schema, Res extends ResponseKind
   request: Req;
   /** The reply's kind: `int()`, `enumOf(…)` or `object(…)`. */
   response: Res;
+  /**
+   * `true` when handling a request twice does no harm: a request in flight
+   * when the connection drops is then sent again after the reconnect instead
+   * of waiting out its deadline. Default `false`.
+   */
+  idempotent?: boolean;
 }
 
 /** The body a caller passes for a contract (the request schema's input). */
@@ -77,8 +90,11 @@ export type HandlerReplyOf<C extends Contract> = ResponseInput<C["response"]>;
 export function defineRequest<Req extends Schema, Res extends ResponseKind>(
   definition: ContractDefinition<Req, Res>,
 ): Contract<Req, Res> {
-  const { subject, request, response } = definition;
+  const { subject, request, response, idempotent = false } = definition;
   assertSubject(subject, "defineRequest");
+  if (typeof idempotent !== "boolean") {
+    throw new TypeError(`defineRequest(${subject}): idempotent must be true or false`);
+  }
   if (!isSchema(request)) {
     throw new TypeError(
       `defineRequest(${subject}): request must be a valibot (or Standard Schema) schema, e.g. v.object({…})`,
@@ -90,7 +106,7 @@ export function defineRequest<Req extends Schema, Res extends ResponseKind>(
       `defineRequest(${subject}): response must be int(), enumOf([…]) or object(schema)`,
     );
   }
-  return Object.freeze({ subject, request, response });
+  return Object.freeze({ subject, request, response, idempotent });
 }
 
 /**

@@ -39,6 +39,7 @@ import {
 } from "./options.ts";
 import { ReplyInbox } from "./inbox.ts";
 import { INTERNALS, type ServeObserver } from "./internals.ts";
+import { REMEMBER_MS } from "./reply_memory.ts";
 import { Gather, type GatherOptions, type GatherSummary } from "./gather.ts";
 import { type ReplyHandler, ReplyHandlers } from "./reply_handlers.ts";
 import type { Transport, TransportMessage, TransportStatus } from "./transport.ts";
@@ -131,6 +132,7 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
       transport,
       transit: new TransitClock(),
       report: (subject, error) => this.#report(subject, error),
+      hold: (reply, answer) => this.#outage.holdAnswer(reply, answer, REMEMBER_MS),
     };
     const settings = settingsOf(options);
     this.#timeout = settings.timeout;
@@ -140,6 +142,13 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
       maxHeldBytes: settings.maxHeldBytes,
       resend: (entry) => this.#resend(entry),
       live: (entry) => this.#pending.get(entry.id) === entry,
+      answer: (reply, { data, headers }) => {
+        try {
+          transport.publish(reply, data, { headers });
+        } catch (error) {
+          this.#report(reply, error);
+        }
+      },
     });
     this.#sendOnly = settings.sendOnly;
     this.#logErrors = settings.logErrors;
@@ -248,6 +257,7 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
    * @throws {DisconnectedError} The connection is closed, or was down the whole time.
    * @throws {PendingLimitError} `maxPending` callbacks are already waiting.
    * @throws {RangeError} `max`, `idle` or `timeout` is out of range.
+   * @throws {TypeError} Not a contract; `sentinel` is not a boolean; the endpoint is `sendOnly`.
    *
    * @example Quotes from every carrier that answers within 200 ms of the last
    * ```ts
@@ -257,7 +267,6 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
    *
    * const GetQuote = defineRequest({
    *   subject: "quotes.get",
-   * @throws {TypeError} Not a contract; `sentinel` is not a boolean; the endpoint is `sendOnly`.
    *   request: v.object({ sku: v.string() }),
    *   response: object(v.object({ carrier: v.string(), price: v.number() })),
    * });
@@ -358,8 +367,11 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
       entry.detach = () => signal.removeEventListener("abort", onAbort);
     }
     const reply = `${inbox}.${id}`;
-    // Keep what is sent only while it is held or a no-responders retry may need it.
-    if (this.#outage.keeps(started)) entry.sent = { subject, reply, data, headers, size };
+    // Keep what is sent only while it is held, or a no-responders retry or (idempotent) a
+    // resend after a drop may need it.
+    if (this.#outage.keeps(started) || contract.idempotent) {
+      entry.sent = { subject, reply, data, headers, size };
+    }
     if (this.#outage.down) {
       // A NATS client drops what is published while disconnected: hold it until the
       // connection is back, within its deadline.

@@ -11,6 +11,7 @@
  */
 
 import type { PendingEntry } from "./pending.ts";
+import type { Answer } from "./reply_memory.ts";
 
 /** Time, randomness and timers, as the outage logic uses them. */
 export interface Clock {
@@ -49,6 +50,8 @@ export interface OutageOptions {
   resend(entry: PendingEntry): void;
   /** Whether an entry is still waiting (not settled meanwhile). */
   live(entry: PendingEntry): boolean;
+  /** Publishes an answer a responder gave while the connection was down. */
+  answer(reply: string, answer: Answer): void;
   /** Time, randomness and timers; the platform's by default. */
   clock?: Clock;
 }
@@ -59,8 +62,13 @@ export class Outage {
   readonly #maxHeldBytes: number;
   readonly #resend: (entry: PendingEntry) => void;
   readonly #live: (entry: PendingEntry) => boolean;
+  readonly #answer: (reply: string, answer: Answer) => void;
+  /** Answers given while the connection was down, with when they stop being worth sending. */
+  #answers: { reply: string; answer: Answer; until: number }[] = [];
   /** Held requests and their bytes. */
   readonly #held = new Map<PendingEntry, number>();
+  /** Idempotent requests in flight when the connection dropped: sent again once it is back. */
+  readonly #inDoubt = new Set<PendingEntry>();
   #heldBytes = 0;
   #down: boolean;
   #gone = false;
@@ -72,6 +80,7 @@ export class Outage {
     this.#maxHeldBytes = options.maxHeldBytes;
     this.#resend = options.resend;
     this.#live = options.live;
+    this.#answer = options.answer;
     this.#down = options.down;
   }
 
@@ -123,17 +132,24 @@ export class Outage {
   settled(entry: PendingEntry): void {
     // Most requests were never held and have no retry: nothing to touch for them.
     if (entry.state === "held") this.#unhold(entry);
+    else if (entry.state === "disrupted") this.#inDoubt.delete(entry);
     if (entry.retry !== undefined) {
       this.#clock.clearTimeout(entry.retry);
       entry.retry = undefined;
     }
   }
 
-  /** The connection went down: requests in flight may be lost. */
+  /**
+   * The connection went down: requests in flight may be lost. Those of an
+   * idempotent contract (not gathers: a responder would answer them twice)
+   * are sent again once it is back.
+   */
   disconnect(entries: Iterable<PendingEntry>): void {
     this.#down = true;
     for (const entry of entries) {
-      if (entry.state === "sent") entry.state = "disrupted";
+      if (entry.state !== "sent") continue;
+      entry.state = "disrupted";
+      if (entry.contract.idempotent && entry.sent && !entry.gather) this.#inDoubt.add(entry);
     }
   }
 
@@ -148,6 +164,18 @@ export class Outage {
    * the connection drops again meanwhile, the rest stay held.
    */
   resendHeld(): void {
+    // Responders' answers first: their callers have waited longest.
+    const answers = this.#answers;
+    this.#answers = [];
+    const now = this.#clock.now();
+    for (const held of answers) {
+      if (this.#down) {
+        this.#answers.push(held);
+        continue;
+      }
+      this.#heldBytes -= held.answer.data.length;
+      if (held.until > now) this.#answer(held.reply, held.answer);
+    }
     for (const entry of [...this.#held.keys()]) {
       if (this.#down) return;
       if (!this.#live(entry)) continue;
@@ -155,16 +183,38 @@ export class Outage {
       entry.state = "sent";
       this.#resend(entry);
     }
+    // Then the idempotent ones that were in flight: the same id, what is left of their budget.
+    for (const entry of [...this.#inDoubt]) {
+      if (this.#down) return;
+      this.#inDoubt.delete(entry);
+      if (!this.#live(entry)) continue;
+      entry.state = "sent";
+      this.#resend(entry);
+    }
+  }
+
+  /**
+   * Holds a responder's answer made while the connection is down (a NATS
+   * client would drop it): it is published once the connection is back, if
+   * that is within `ms` milliseconds and within the held-bytes bound.
+   */
+  holdAnswer(reply: string, answer: Answer, ms: number): void {
+    const size = answer.data.length;
+    if (!this.fits(size)) return;
+    this.#heldBytes += size;
+    this.#answers.push({ reply, answer, until: this.#clock.now() + ms });
   }
 
   /** The connection is closed for good. */
   close(): void {
     this.#down = this.#gone = true;
+    for (const held of this.#answers) this.#heldBytes -= held.answer.data.length;
+    this.#answers = [];
   }
 
-  /** After a send: its bytes are dropped once no 503 retry can need them. */
+  /** After a send: its bytes are dropped once no 503 retry or idempotent resend can need them. */
   sent(entry: PendingEntry): void {
-    if (!this.keeps()) entry.sent = undefined;
+    if (!this.keeps() && !entry.contract.idempotent) entry.sent = undefined;
   }
 
   /**

@@ -13,6 +13,7 @@ import type { ServeObserver } from "./internals.ts";
 import { ClosedError, InvalidReplyError, ReplyError, TimeoutError } from "./errors.ts";
 import { headerBytes, MAX_CONTROL_LINE, publishLineBytes } from "./limits.ts";
 import { summarize } from "./reply.ts";
+import { type Answer, REMEMBER_MS, ReplyMemory } from "./reply_memory.ts";
 import { encodeReply, parseJson } from "./responses.ts";
 import { type Checked, checkSchema } from "./schema.ts";
 import type { TransitClock } from "./transit.ts";
@@ -54,6 +55,8 @@ export interface ResponderHost {
   readonly transit: TransitClock;
   /** Reports an error outside any caller's promise (an `error` event). */
   report(subject: string, error: unknown): void;
+  /** Holds an answer made while the connection is down, to publish once it is back. */
+  hold(reply: string, answer: Answer): void;
 }
 
 /** Serves one contract's requests with a handler; made by `Endpoint.handle()`. */
@@ -62,6 +65,8 @@ export class Responder<C extends Contract> {
   readonly #contract: C;
   readonly #handler: Handler<C>;
   readonly #observe: ServeObserver | undefined;
+  /** Recent answers by reply subject, for an idempotent contract. */
+  readonly #memory: ReplyMemory | undefined;
   /** The signals of handlers still running, aborted by `stop()`. */
   readonly #inFlight = new Set<AbortController>();
   #stopped = false;
@@ -77,6 +82,7 @@ export class Responder<C extends Contract> {
     this.#contract = contract;
     this.#handler = handler;
     this.#observe = observe;
+    if (contract.idempotent) this.#memory = new ReplyMemory();
   }
 
   /**
@@ -137,6 +143,19 @@ export class Responder<C extends Contract> {
       // The caller has stopped waiting.
       this.#observed(start);
       return;
+    }
+    const memory = this.#memory;
+    if (memory && reply !== "") {
+      // An idempotent contract's request sent again (same reply subject) runs the handler once.
+      const now = performance.now();
+      const known = memory.recall(reply, now);
+      if (known) {
+        // Answered: again, from memory. Still running: its answer goes to this same subject.
+        if (known.answer) this.#respond(reply, known.answer.data, known.answer.headers, start);
+        else this.#observed(start);
+        return;
+      }
+      memory.begin(reply, now, left ?? REMEMBER_MS);
     }
     this.#answer(message, request.value, left, reply, start);
   }
@@ -283,6 +302,13 @@ export class Responder<C extends Contract> {
     const { transport } = this.#host;
     const { subject } = this.#contract;
     try {
+      if (transport.connected === false) {
+        // A NATS client drops what is published while it is disconnected: the answer goes
+        // out once the connection is back (the caller may be waiting still).
+        this.#host.hold(reply, { data, headers });
+        this.#memory?.answered(reply, { data, headers });
+        return this.#observed(start, headers);
+      }
       const size = data.length + headerBytes(headers);
       if (
         size > transport.maxPayload || publishLineBytes(reply, "", size) > MAX_CONTROL_LINE
@@ -295,6 +321,7 @@ export class Responder<C extends Contract> {
       transport.publish(reply, data, { headers });
     } catch (error) {
       this.#host.report(subject, error);
+      data = EMPTY;
       headers = errorHeaders(500, "internal error: the reply could not be sent");
       try {
         // The caller should not wait for its timeout because the reply could not be sent.
@@ -303,6 +330,7 @@ export class Responder<C extends Contract> {
         // The connection is gone; the caller times out.
       }
     }
+    this.#memory?.answered(reply, { data, headers });
     this.#observed(start, headers);
   }
 }

@@ -85,9 +85,10 @@ Deno.test("bench - the benchmark runs end to end with tiny counts", async () => 
     assertFinite(r.weight.minifiedBytes, "weight.minifiedBytes");
     assertFinite(r.weight.gzipBytes, "weight.gzipBytes");
     // A size budget (esbuild is pinned, so the number is deterministic): the bundle may not
-    // grow past 12 KiB gzipped without someone deciding so here. (The design's 8 KiB held until
-    // the hardening; docs/weight.md says what it, the endpoint's split and requestMany cost.)
-    assert(r.weight.gzipBytes <= 12 * 1024, `mod.ts is ${r.weight.gzipBytes} bytes gzipped`);
+    // grow past 13 KiB gzipped without someone deciding so here. (The design's 8 KiB held until
+    // the hardening; docs/weight.md says what it, the endpoint's split, requestMany and the
+    // failover work cost.)
+    assert(r.weight.gzipBytes <= 13 * 1024, `mod.ts is ${r.weight.gzipBytes} bytes gzipped`);
 
     // The tiny sweep: 1 and 10 in flight × 100 B / 4 KB, four clients, the targets computed.
     assert(out.includes("| body | in flight | native raw |"), "prints the sweep table");

@@ -70,6 +70,7 @@ function entry(id: string, deadline: number, bytes = 10): PendingEntry {
 function setup(options: { down?: boolean; maxHeldBytes?: number } = {}) {
   const clock = new FakeClock();
   const resent: string[] = [];
+  const answered: string[] = [];
   const settled = new Set<PendingEntry>();
   const outage = new Outage({
     down: options.down ?? false,
@@ -77,8 +78,9 @@ function setup(options: { down?: boolean; maxHeldBytes?: number } = {}) {
     clock,
     resend: (e) => resent.push(e.id),
     live: (e) => !settled.has(e),
+    answer: (reply) => answered.push(reply),
   });
-  return { clock, resent, settled, outage };
+  return { clock, resent, answered, settled, outage };
 }
 
 Deno.test("outage - requests held while down are counted in bytes, bounded, and sent in order when it is back", () => {
@@ -114,6 +116,7 @@ Deno.test("outage - a drop while the held requests are sent keeps the rest held"
       outage.disconnect([e]); // the first resend drops the connection again
     },
     live: () => true,
+    answer: () => {},
   });
   const [a, b] = [entry("a", 10_000), entry("b", 10_000)];
   outage.hold(a);
@@ -202,4 +205,33 @@ Deno.test("outage - a request made soon after a reconnect keeps its bytes until 
   assertStrictEquals(e.sent, undefined);
   outage.close();
   assert(outage.down && outage.gone && outage.keeps());
+});
+
+Deno.test("outage - answers given while down are held, bounded, and published once it is back within their window", () => {
+  const { outage, answered, clock } = setup({ maxHeldBytes: 100 });
+  outage.disconnect([]);
+  const answer = (bytes: number) => ({ data: new Uint8Array(bytes), headers: {} });
+  outage.holdAnswer("r.1", answer(40), 1_000);
+  outage.holdAnswer("r.2", answer(40), 5_000);
+  outage.holdAnswer("r.3", answer(40), 5_000); // over maxHeldBytes: dropped
+  assertEquals(outage.heldBytes, 80);
+  clock.tick(2_000); // r.1's caller has stopped waiting
+  outage.reconnect();
+  outage.resendHeld();
+  assertEquals([answered, outage.heldBytes], [["r.2"], 0]);
+});
+
+Deno.test("outage - idempotent requests in flight at a drop are sent again once it is back; others are not", () => {
+  const { outage, resent, settled } = setup();
+  const idempotent = { ...entry("i", 10_000), contract: { ...Count, idempotent: true } };
+  const plain = entry("p", 10_000);
+  const gone = { ...entry("g", 10_000), contract: { ...Count, idempotent: true } };
+  outage.disconnect([idempotent, plain, gone]);
+  assertEquals([idempotent.state, plain.state], ["disrupted", "disrupted"]);
+  settled.add(gone);
+  outage.settled(gone); // settled meanwhile: not sent again
+  outage.reconnect();
+  outage.resendHeld();
+  assertEquals(resent, ["i"]);
+  assertEquals([idempotent.state, plain.state], ["sent", "disrupted"]);
 });
