@@ -12,6 +12,7 @@ import { Approve, CheckStock, PlaceOrder } from "./helpers/contract_suite.ts";
 import { connectWs } from "./helpers/connect.ts";
 import { type NatsServer, startNatsServer } from "./helpers/nats_server.ts";
 import { bundle } from "./helpers/bundle.ts";
+import { startCluster, startLeaf } from "./helpers/nats_cluster.ts";
 import {
   type Chromium,
   launchChromium,
@@ -34,7 +35,6 @@ const script = await bundle(new URL("../examples/browser/app.ts", import.meta.ur
 });
 
 interface Fixture extends AsyncDisposable {
-  server: NatsServer;
   nc: NatsConnection;
   responder: Endpoint;
   /** the bodies the responder received, as `subject body-json` */
@@ -46,11 +46,28 @@ interface Fixture extends AsyncDisposable {
   page: OpenedPage;
 }
 
-async function fixture(): Promise<Fixture> {
+/**
+ * The responders on a nats-server, the page connected to it; or, with
+ * `leaf`, the responders on a hub and the page on a leaf node of it, as a
+ * browser at an edge site would be.
+ */
+async function fixture(options: { leaf?: boolean } = {}): Promise<Fixture> {
   const stack = new AsyncDisposableStack();
   try {
-    const server = stack.use(await startNatsServer());
-    const nc = await connectWs(server);
+    let responderUrl: string;
+    let pageUrl: string;
+    if (options.leaf) {
+      const hub = await startCluster(1, { leafnodes: true });
+      stack.defer(() => hub.stop());
+      const leaf = await startLeaf(hub.nodes);
+      stack.defer(() => leaf.stop());
+      responderUrl = hub.nodes[0]!.wsUrl;
+      pageUrl = leaf.wsUrl;
+    } else {
+      const server: NatsServer = stack.use(await startNatsServer());
+      responderUrl = pageUrl = server.wsUrl;
+    }
+    const nc = await connectWs(responderUrl);
     stack.defer(() => nc.close());
     const responder = stack.use(new Endpoint(natsTransport(nc)));
     const received: string[] = [];
@@ -82,11 +99,10 @@ async function fixture(): Promise<Fixture> {
 
     const site = stack.use(servePage({ html, script }));
     const chromium = stack.use(await launchChromium());
-    const url = `${site.url}?ws=${encodeURIComponent(server.wsUrl)}`;
+    const url = `${site.url}?ws=${encodeURIComponent(pageUrl)}`;
     const page = stack.use(await openPage(chromium.browser, url));
     const owned = stack.move();
     return {
-      server,
       nc,
       responder,
       received,
@@ -108,19 +124,22 @@ async function settled(page: OpenedPage, id: string, state = "ok"): Promise<stri
   return await page.page.textContent(`#${id}`);
 }
 
-Deno.test("browser - the page shows the int, enum and object replies, typed", async () => {
-  await using f = await fixture();
-  assertEquals(await settled(f.page, "status"), "done");
-  assertEquals(await settled(f.page, "int"), "5");
-  assertEquals(await settled(f.page, "enum"), '"Approved"');
-  assertEquals(await settled(f.page, "object"), '{"orderId":"A-1x3","eta":2}');
-  assertEquals(f.received.toSorted(), [
-    'orders.approve {"orderId":"o-1"}',
-    'orders.place {"sku":"A-1","qty":3}',
-    'stock.check {"sku":"A-1"}',
-  ]);
-  assertEquals(f.page.errors, []);
-});
+for (const leaf of [false, true]) {
+  const where = leaf ? ", through a leaf node" : "";
+  Deno.test(`browser - the page shows the int, enum and object replies, typed${where}`, async () => {
+    await using f = await fixture({ leaf });
+    assertEquals(await settled(f.page, "status"), "done");
+    assertEquals(await settled(f.page, "int"), "5");
+    assertEquals(await settled(f.page, "enum"), '"Approved"');
+    assertEquals(await settled(f.page, "object"), '{"orderId":"A-1x3","eta":2}');
+    assertEquals(f.received.toSorted(), [
+      'orders.approve {"orderId":"o-1"}',
+      'orders.place {"sku":"A-1","qty":3}',
+      'stock.check {"sku":"A-1"}',
+    ]);
+    assertEquals(f.page.errors, []);
+  });
+}
 
 Deno.test("browser - Cancel aborts the slow request and the page shows the reason", async () => {
   await using f = await fixture();
