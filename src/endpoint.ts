@@ -39,7 +39,6 @@ import {
 } from "./options.ts";
 import { ReplyInbox } from "./inbox.ts";
 import { INTERNALS, type ServeObserver } from "./internals.ts";
-import { REMEMBER_MS } from "./reply_memory.ts";
 import { Gather, type GatherOptions, type GatherSummary } from "./gather.ts";
 import { type ReplyHandler, ReplyHandlers } from "./reply_handlers.ts";
 import type { Transport, TransportMessage, TransportStatus } from "./transport.ts";
@@ -132,7 +131,7 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
       transport,
       transit: new TransitClock(),
       report: (subject, error) => this.#report(subject, error),
-      hold: (reply, answer) => this.#outage.holdAnswer(reply, answer, REMEMBER_MS),
+      hold: (reply, answer) => this.#outage.holdAnswer(reply, answer),
     };
     const settings = settingsOf(options);
     this.#timeout = settings.timeout;
@@ -292,9 +291,9 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
       start: (gather) =>
         this.#send(contract, body, { options, resolve: noop, reject: noop, gather }),
       retry: (entry) => this.#outage.retry(entry),
-      finish: (entry, outcome, error, summary) => {
+      finish: (entry, { outcome, error, replies, end }) => {
         this.#pending.take(entry.id);
-        this.#finish(entry, outcome, error, summary);
+        this.#finish(entry, outcome, error, { replies, end });
       },
       replied: (entry, value) => this.#replied(entry, value),
     }, options);
@@ -448,7 +447,7 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
     }
     // Add-ons (see internals.ts) pass an observer of every request served.
     const { observe } = options as { observe?: ServeObserver };
-    const responder = new Responder(this.#host, contract, handler, observe);
+    const responder = new Responder(this.#host, contract, { handler, observe });
     const subscription = this.#transport.subscribe(
       subject,
       (message) => responder.serve(message),

@@ -47,7 +47,7 @@ export interface GatherHost {
   /** Whether a no-responders answer is retried (just after a reconnect); see `Outage.retry`. */
   retry(entry: PendingEntry): boolean;
   /** Removes the entry if it is still pending and dispatches its `settle` event. */
-  finish(entry: PendingEntry, outcome: Outcome, error: unknown, summary: GatherSummary): void;
+  finish(entry: PendingEntry, ending: GatherEnding): void;
   /** Runs the contract's `onReply` handlers for a valid reply. */
   replied(entry: PendingEntry, value: unknown): void;
 }
@@ -58,6 +58,14 @@ export interface GatherSummary {
   readonly replies: number;
   /** Why it ended. */
   readonly end: GatherEnd;
+}
+
+/** A gather's end as its `settle` event reports it. */
+export interface GatherEnding extends GatherSummary {
+  /** `reply` for a normal end, else the failure's outcome. */
+  readonly outcome: Outcome;
+  /** The failure, if any. */
+  readonly error: unknown;
 }
 
 type Result<T> = PromiseSettledResult<T>;
@@ -199,7 +207,7 @@ export class Gather<T> implements AsyncIterableIterator<Result<T>> {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#state = "done";
-    this.#host.finish(this.#entry!, outcome, error, { replies: this.#replies, end });
+    this.#host.finish(this.#entry!, { outcome, error, replies: this.#replies, end });
   }
 
   /** A normal end: what is queued is still yielded, then the iteration is done. */

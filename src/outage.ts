@@ -11,7 +11,7 @@
  */
 
 import type { PendingEntry } from "./pending.ts";
-import type { Answer } from "./reply_memory.ts";
+import { type Answer, REMEMBER_MS } from "./reply_memory.ts";
 
 /** Time, randomness and timers, as the outage logic uses them. */
 export interface Clock {
@@ -196,13 +196,13 @@ export class Outage {
   /**
    * Holds a responder's answer made while the connection is down (a NATS
    * client would drop it): it is published once the connection is back, if
-   * that is within `ms` milliseconds and within the held-bytes bound.
+   * that is within {@linkcode REMEMBER_MS} and within the held-bytes bound.
    */
-  holdAnswer(reply: string, answer: Answer, ms: number): void {
+  holdAnswer(reply: string, answer: Answer): void {
     const size = answer.data.length;
     if (!this.fits(size)) return;
     this.#heldBytes += size;
-    this.#answers.push({ reply, answer, until: this.#clock.now() + ms });
+    this.#answers.push({ reply, answer, until: this.#clock.now() + REMEMBER_MS });
   }
 
   /** The connection is closed for good. */

@@ -45,10 +45,11 @@ export class ReplyMemory {
     return memory;
   }
 
-  /** The first run of `reply` starts; it is remembered for `ms` milliseconds. */
-  begin(reply: string, now: number, ms: number): void {
+  /** The first run of `reply` starts; it is remembered until `until` (`performance.now()` time). */
+  begin(reply: string, until: number): void {
+    const now = performance.now();
     this.#entries.delete(reply);
-    this.#entries.set(reply, { until: now + ms, answer: undefined });
+    this.#entries.set(reply, { until, answer: undefined });
     // Drop from the oldest: what expired, and what is over the bound.
     for (const [key, memory] of this.#entries) {
       if (memory.until > now && this.#entries.size <= MAX_REMEMBERED) break;

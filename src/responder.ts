@@ -74,14 +74,18 @@ export class Responder<C extends Contract> {
   /**
    * @param host The endpoint's transport, transit clock and error reporting.
    * @param contract The contract served.
-   * @param handler Returns the reply (or a promise of it).
-   * @param observe Told of every request served, with its time and answer.
+   * @param options `handler` returns the reply (or a promise of it); `observe` is told of every
+   * request served, with its time and answer.
    */
-  constructor(host: ResponderHost, contract: C, handler: Handler<C>, observe?: ServeObserver) {
+  constructor(
+    host: ResponderHost,
+    contract: C,
+    options: { handler: Handler<C>; observe?: ServeObserver | undefined },
+  ) {
     this.#host = host;
     this.#contract = contract;
-    this.#handler = handler;
-    this.#observe = observe;
+    this.#handler = options.handler;
+    this.#observe = options.observe;
     if (contract.idempotent) this.#memory = new ReplyMemory();
   }
 
@@ -155,7 +159,7 @@ export class Responder<C extends Contract> {
         else this.#observed(start);
         return;
       }
-      memory.begin(reply, now, left ?? REMEMBER_MS);
+      memory.begin(reply, now + (left ?? REMEMBER_MS));
     }
     this.#answer(message, request.value, left, reply, start);
   }

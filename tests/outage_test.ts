@@ -6,6 +6,7 @@
 import * as v from "valibot";
 import { assert, assertEquals, assertStrictEquals } from "@std/assert";
 import { defineRequest, int } from "../mod.ts";
+import { REMEMBER_MS } from "../src/reply_memory.ts";
 import { type Clock, Outage, RETRY_WINDOW } from "../src/outage.ts";
 import type { PendingEntry } from "../src/pending.ts";
 
@@ -211,11 +212,12 @@ Deno.test("outage - answers given while down are held, bounded, and published on
   const { outage, answered, clock } = setup({ maxHeldBytes: 100 });
   outage.disconnect([]);
   const answer = (bytes: number) => ({ data: new Uint8Array(bytes), headers: {} });
-  outage.holdAnswer("r.1", answer(40), 1_000);
-  outage.holdAnswer("r.2", answer(40), 5_000);
-  outage.holdAnswer("r.3", answer(40), 5_000); // over maxHeldBytes: dropped
+  outage.holdAnswer("r.1", answer(40));
+  clock.tick(REMEMBER_MS - 1_000);
+  outage.holdAnswer("r.2", answer(40));
+  outage.holdAnswer("r.3", answer(40)); // over maxHeldBytes: dropped
   assertEquals(outage.heldBytes, 80);
-  clock.tick(2_000); // r.1's caller has stopped waiting
+  clock.tick(2_000); // r.1's window has passed: its caller has stopped waiting
   outage.reconnect();
   outage.resendHeld();
   assertEquals([answered, outage.heldBytes], [["r.2"], 0]);
