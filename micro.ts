@@ -35,6 +35,7 @@
 
 import { toJsonSchema } from "@valibot/to-json-schema";
 import type { Contract } from "./src/contract.ts";
+import { ClosedError } from "./src/errors.ts";
 import type { Endpoint } from "./src/endpoint.ts";
 import type { ResponseKind } from "./src/responses.ts";
 import type { Schema } from "./src/schema.ts";
@@ -60,6 +61,7 @@ export type {
  * @param config `name` (letters, digits, `_`, `-`), `version` (semver), `description`, `metadata`.
  * @returns The service, once its discovery subscriptions have reached the server.
  * @throws {TypeError} A name, version or metadata the protocol forbids; not an endpoint.
+ * @throws {RangeError} A name too long for the `$SRV` subjects.
  * @throws {ClosedError} The endpoint is closed.
  * @throws {DisconnectedError} The connection closed before the server had the subscriptions.
  *
@@ -80,12 +82,15 @@ export type {
  * ```
  */
 export async function addService(endpoint: Endpoint, config: ServiceConfig): Promise<Service> {
-  const service = new Service(endpoint, config, describeContract);
+  const service = new Service(endpoint, config, { describe: describeContract });
   try {
     await service.ready;
   } catch (error) {
     await service.stop();
     throw error;
+  }
+  if (service.stopped) {
+    throw new ClosedError("addService: the endpoint was closed before the service was ready");
   }
   return service;
 }

@@ -82,6 +82,21 @@ export function subscribeLineBytes(subject: string, queue: string | undefined): 
   return utf8Length(subject) + (queue === undefined ? 0 : 1 + utf8Length(queue)) + 11;
 }
 
+/**
+ * Throws a `RangeError` when a subscription would not fit one NATS protocol
+ * line: nats-server would close the connection, and the client would send it
+ * again at every reconnect.
+ */
+export function assertSubscribeLine(subject: string, queue: string | undefined): void {
+  const bytes = subscribeLineBytes(subject, queue);
+  if (bytes > MAX_CONTROL_LINE) {
+    throw new RangeError(
+      `the subscription to ${JSON.stringify(subject.slice(0, 60))}… is ${bytes} bytes, over the ` +
+        `${MAX_CONTROL_LINE} bytes of a NATS protocol line: use a shorter subject or queue`,
+    );
+  }
+}
+
 /** The UTF-8 length of a string. */
 export function utf8Length(text: string): number {
   let bytes = text.length;

@@ -698,3 +698,21 @@ Deno.test("hardening - ready waits out a drop, rejects on a closed connection or
     await nc.close();
   }
 });
+
+Deno.test("hardening - a subscription too long for a protocol line is a RangeError on every transport; the connection stays up", async () => {
+  await using fx = await natsFixture();
+  const long = `a.${"b".repeat(4_100)}`;
+  for (const transport of [fx.caller, memoryTransport()]) {
+    assertThrows(() => transport.subscribe(long, () => {}), RangeError, "protocol line");
+    assertThrows(
+      () => transport.subscribe("a.b", () => {}, { queue: "q".repeat(4_100) }),
+      RangeError,
+      "protocol line",
+    );
+  }
+  // Nothing reached the server: the connection still serves.
+  await using responder = new Endpoint(fx.responder);
+  await using caller = new Endpoint(fx.caller);
+  await responder.handle(Count, (n) => n + 1).ready;
+  assertEquals(await caller.request(Count, 1), 2);
+});

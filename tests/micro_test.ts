@@ -34,6 +34,7 @@ import {
   type Schema,
 } from "../mod.ts";
 import { addService, type EndpointStats, type Service, type ServiceStats } from "../micro.ts";
+import { MAX_SERVICE_NAME } from "../src/micro/protocol.ts";
 import { connectCore, connectWs } from "./helpers/connect.ts";
 import { Approve, CheckStock, PlaceOrder } from "./helpers/contract_suite.ts";
 import { type NatsServer, startNatsServer } from "./helpers/nats_server.ts";
@@ -140,7 +141,7 @@ Deno.test("micro - the official client finds the service by name and by id, ever
     // The default name is made from the subject.
     { name: "orders-approve", subject: "orders.approve", queue_group: "q" },
     // No queue group: every instance answers.
-    { name: "orders-place", subject: "orders.place" },
+    { name: "orders-place", subject: "orders.place", queue_group: "" },
   ]);
   const metadata = endpoints.map((e) => e.metadata as Record<string, string>);
   assertEquals(metadata.map((m) => m.kind), ["int", "enum", "object"]);
@@ -513,24 +514,83 @@ Deno.test("micro - a user who may not subscribe to $SRV gets the server's refusa
 });
 
 Deno.test("micro - stop() while the server is down resolves at once, and the service is gone once it is back", async () => {
-  await using fx = await setup();
-  const svc = await addService(fx.endpoint, { name: "inventory", version: "1.0.0" });
-  await svc.handle(CheckStock, () => 1).ready;
-  const down = new Promise<void>((resolve) => {
-    const unwatch = natsTransport(fx.nc).watch!((status) => {
-      if (status === "disconnect") {
-        unwatch();
-        resolve();
-      }
+  await using server = await startNatsServer();
+  const nc = await connectWs(server, { reconnectTimeWait: 50, maxReconnectAttempts: -1 });
+  try {
+    await using endpoint = new Endpoint(natsTransport(nc));
+    const svc = await addService(endpoint, { name: "inventory", version: "1.0.0" });
+    await svc.handle(CheckStock, () => 1).ready;
+    const down = new Promise<void>((resolve) => {
+      const unwatch = natsTransport(nc).watch!((status) => {
+        if (status === "disconnect") {
+          unwatch();
+          resolve();
+        }
+      });
     });
-  });
-  await fx.server.kill();
-  await down;
+    await server.kill();
+    await down;
+    await svc.stop();
+    assert(svc.stopped);
+    await server.restart();
+    // The client is back (it has this subscription); the service's were not sent again.
+    await endpoint.handle(Approve, () => "Approved").ready;
+    const tool = await connectCore(server);
+    try {
+      assertEquals(await discover(tool, "ping", "inventory"), []);
+    } finally {
+      await tool.close();
+    }
+  } finally {
+    await nc.close();
+  }
+});
+
+Deno.test("micro - a name too long for the $SRV subjects is a RangeError; the longest allowed works on a real server", async () => {
+  await using fx = await setup();
+  const longest = "n".repeat(MAX_SERVICE_NAME);
+  await assertRejects(
+    () => addService(fx.endpoint, { name: `${longest}n`, version: "1.0.0" }),
+    RangeError,
+    `at most ${MAX_SERVICE_NAME}`,
+  );
+  const svc = await addService(fx.endpoint, { name: longest, version: "1.0.0" });
+  const [ping] = await discover<{ name: string }>(fx.tool, "ping", longest, svc.id);
+  assertEquals(ping?.name, longest);
   await svc.stop();
-  assert(svc.stopped);
-  await fx.server.restart();
-  // Both clients reconnect; the service's subscriptions are not sent again.
-  await fx.endpoint.handle(Approve, () => "Approved").ready;
-  await fx.tool.flush();
-  assertEquals(await discover(fx.tool, "ping", "inventory"), []);
+  // The connection is as it was: a request still finds its responder.
+  await fx.endpoint.handle(CheckStock, () => 2).ready;
+  assertEquals(await fx.endpoint.request(CheckStock, { sku: "a" }), 2);
+});
+
+Deno.test("micro - metadata that is not a plain object of strings is refused, whatever it is", async () => {
+  await using endpoint = new Endpoint(memoryTransport());
+  const throwing = Object.defineProperty({}, "team", {
+    enumerable: true,
+    get() {
+      throw new Error("boom");
+    },
+  });
+  for (const metadata of [new Map([["team", "stock"]]), new Date(), throwing]) {
+    await assertRejects(
+      () =>
+        addService(endpoint, { name: "inventory", version: "1.0.0", metadata: metadata as never }),
+      TypeError,
+      "plain object of string values",
+    );
+  }
+  const bare = Object.assign(Object.create(null), { team: "stock" });
+  await using svc = await addService(endpoint, {
+    name: "inventory",
+    version: "1.0.0",
+    metadata: bare,
+  });
+  assertEquals(svc.ping().metadata, { team: "stock" });
+});
+
+Deno.test("micro - closing the endpoint while addService waits rejects it with ClosedError", async () => {
+  await using fx = await setup();
+  const adding = addService(fx.endpoint, { name: "inventory", version: "1.0.0" });
+  await fx.endpoint.close();
+  await assertRejects(() => adding, ClosedError, "closed");
 });

@@ -9,23 +9,20 @@ import type { EndpointStats } from "./protocol.ts";
 
 /** Counts the requests one endpoint serves, its error replies and its time. */
 export class EndpointCounter {
-  readonly #name: string;
-  readonly #subject: string;
-  readonly #queue: string | undefined;
+  readonly #endpoint: {
+    readonly name: string;
+    readonly subject: string;
+    readonly queue_group: string;
+  };
   #requests = 0;
   #errors = 0;
   #lastError = "";
   #nanoseconds = 0;
 
-  /**
-   * @param name The endpoint's name.
-   * @param subject The subject it answers on.
-   * @param queue Its queue group, `undefined` for none.
-   */
-  constructor(name: string, subject: string, queue: string | undefined) {
-    this.#name = name;
-    this.#subject = subject;
-    this.#queue = queue;
+  /** @param endpoint The endpoint's name, subject and queue group (`""` for none). */
+  constructor(endpoint: { name: string; subject: string; queue_group: string }) {
+    const { name, subject, queue_group } = endpoint;
+    this.#endpoint = { name, subject, queue_group };
   }
 
   /**
@@ -51,9 +48,7 @@ export class EndpointCounter {
   /** The counters as the `$SRV.STATS` document has them. */
   stats(): EndpointStats {
     return {
-      name: this.#name,
-      subject: this.#subject,
-      ...(this.#queue === undefined ? {} : { queue_group: this.#queue }),
+      ...this.#endpoint,
       num_requests: this.#requests,
       num_errors: this.#errors,
       last_error: this.#lastError,

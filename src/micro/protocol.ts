@@ -6,6 +6,8 @@
  * @module
  */
 
+import { MAX_SUBJECT } from "../contract.ts";
+
 /** What every discovery document starts with: which service instance answers. */
 export interface ServiceIdentity {
   /** The service's name, shared by all its instances. */
@@ -30,8 +32,8 @@ export interface EndpointInfo {
   readonly name: string;
   /** The subject it answers on (the contract's subject). */
   readonly subject: string;
-  /** Its queue group; absent when it has none (every instance answers). */
-  readonly queue_group?: string;
+  /** Its queue group; `""` when it has none (every instance answers), as nats.go sends it. */
+  readonly queue_group: string;
   /**
    * Its metadata: the user's, plus `kind` (`int`, `enum` or `object`) and the
    * request and response as JSON Schema, JSON-encoded, under `request_schema`
@@ -56,8 +58,8 @@ export interface EndpointStats {
   readonly name: string;
   /** The subject it answers on. */
   readonly subject: string;
-  /** Its queue group; absent when it has none. */
-  readonly queue_group?: string;
+  /** Its queue group; `""` when it has none. */
+  readonly queue_group: string;
   /** Requests it served since it started or was reset. */
   readonly num_requests: number;
   /** Error replies it sent (a `ReplyError`, an invalid request, a handler failure). */
@@ -86,11 +88,21 @@ export const VERBS = ["PING", "INFO", "STATS"] as const;
 export type Verb = typeof VERBS[number];
 
 /** The subjects one instance answers a verb on: every service, by name, by name and id. */
-export function controlSubjects(verb: Verb, name: string, id: string): string[] {
+export function controlSubjects(
+  verb: Verb,
+  service: { readonly name: string; readonly id: string },
+): string[] {
+  const { name, id } = service;
   return [`$SRV.${verb}`, `$SRV.${verb}.${name}`, `$SRV.${verb}.${name}.${id}`];
 }
 
 const NAME = /^[A-Za-z0-9_-]+$/;
+/**
+ * The longest service name: `$SRV.STATS.<name>.<id>` (a 22-character id) is a
+ * subject that tools publish requests to, so it must leave room for their
+ * reply subject in a NATS protocol line, as every contract subject does.
+ */
+export const MAX_SERVICE_NAME: number = MAX_SUBJECT - "$SRV.STATS.".length - 23;
 // The regular expression semver.org suggests, as nats.go's micro uses it.
 const SEMVER =
   /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/;
@@ -118,16 +130,28 @@ export function checkVersion(version: unknown): string {
   return version;
 }
 
-/** Throws a `TypeError` unless `metadata` is absent or a plain object of strings; returns a frozen copy. */
+/**
+ * Throws a `TypeError` unless `metadata` is absent or a plain object of
+ * strings; returns a frozen copy, read once.
+ */
 export function checkMetadata(metadata: unknown, what: string): Readonly<Record<string, string>> {
   if (metadata === undefined) return Object.freeze({});
-  if (
-    typeof metadata !== "object" || metadata === null || Array.isArray(metadata) ||
-    Object.values(metadata).some((value) => typeof value !== "string")
-  ) {
-    throw new TypeError(`${what} must be an object of string values, e.g. { team: "stock" }`);
+  let copy: Record<string, string> | undefined;
+  try {
+    const proto = typeof metadata === "object" && metadata !== null
+      ? Object.getPrototypeOf(metadata)
+      : undefined;
+    if (proto === Object.prototype || proto === null) {
+      copy = { ...metadata as Record<string, string> };
+      if (Object.values(copy).some((value) => typeof value !== "string")) copy = undefined;
+    }
+  } catch {
+    // A getter that throws: refused below.
   }
-  return Object.freeze({ ...metadata as Record<string, string> });
+  if (copy === undefined) {
+    throw new TypeError(`${what} must be a plain object of string values, e.g. { team: "stock" }`);
+  }
+  return Object.freeze(copy);
 }
 
 /**

@@ -23,6 +23,7 @@ import {
   type EndpointInfo,
   endpointName,
   instanceId,
+  MAX_SERVICE_NAME,
   type ServiceInfo,
   type ServicePing,
   type ServiceStats,
@@ -105,9 +106,9 @@ export class Service implements AsyncDisposable {
    *
    * @param endpoint The endpoint whose handlers the service is made of.
    * @param config The service's name, version, description and metadata.
-   * @param describe Describes a contract for `$SRV.INFO`.
+   * @param options `describe` describes a contract for `$SRV.INFO`.
    */
-  constructor(endpoint: Endpoint, config: ServiceConfig, describe: ContractDescriber) {
+  constructor(endpoint: Endpoint, config: ServiceConfig, options: { describe: ContractDescriber }) {
     const internals = this.#internals = internalsOf(endpoint, "addService");
     this.#endpoint = endpoint;
     if (typeof config !== "object" || config === null) {
@@ -116,13 +117,20 @@ export class Service implements AsyncDisposable {
       );
     }
     this.name = checkName(config.name, "addService: name");
+    if (this.name.length > MAX_SERVICE_NAME) {
+      throw new RangeError(
+        `addService: the name is ${this.name.length} characters; it goes into the $SRV ` +
+          `subjects, which tools must be able to send requests to, so it may be at most ` +
+          `${MAX_SERVICE_NAME}: use a shorter name`,
+      );
+    }
     this.version = checkVersion(config.version);
     if (config.description !== undefined && typeof config.description !== "string") {
       throw new TypeError("addService: description must be a string");
     }
     this.description = config.description ?? "";
     this.metadata = checkMetadata(config.metadata, "addService: metadata");
-    this.#describe = describe;
+    this.#describe = options.describe;
     if (endpoint.closed) {
       throw new ClosedError(
         "addService: the endpoint is closed: add the service to an open endpoint",
@@ -138,7 +146,7 @@ export class Service implements AsyncDisposable {
     };
     try {
       for (const verb of VERBS) {
-        for (const subject of controlSubjects(verb, this.name, this.id)) {
+        for (const subject of controlSubjects(verb, this)) {
           subscriptions.push(
             transport.subscribe(subject, (message) => this.#discover(verb, message), { onError }),
           );
@@ -227,7 +235,7 @@ export class Service implements AsyncDisposable {
       }
     }
     const queue = queueOf(subject, options);
-    const counter = new EndpointCounter(name, subject, queue);
+    const counter = new EndpointCounter({ name, subject, queue_group: queue ?? "" });
     const observe: ServeObserver = (milliseconds, headers) => counter.record(milliseconds, headers);
     const inner = this.#endpoint.handle(contract, handler, {
       queue: queue ?? false,
@@ -241,7 +249,7 @@ export class Service implements AsyncDisposable {
       info: {
         name,
         subject,
-        ...(queue === undefined ? {} : { queue_group: queue }),
+        queue_group: queue ?? "",
         metadata: Object.freeze({ ...own, ...described }),
       },
       counter,

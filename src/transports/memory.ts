@@ -14,6 +14,7 @@ import type {
 } from "../transport.ts";
 import { connectionClosed } from "../errors.ts";
 import {
+  assertSubscribeLine,
   headerBytes,
   headersProblem,
   isPublishSubject,
@@ -21,7 +22,6 @@ import {
   isSubscribeSubject,
   MAX_CONTROL_LINE,
   publishLineBytes,
-  subscribeLineBytes,
 } from "../limits.ts";
 
 /** The in-memory transport, with switches to simulate a connection going down for tests. */
@@ -176,12 +176,12 @@ export function memoryTransport(options: MemoryTransportOptions = {}): MemoryTra
     ): TransportSubscription {
       if (closed) throw connectionClosed();
       const { queue } = options;
-      if (
-        !isSubscribeSubject(subject) || (queue !== undefined && !isQueue(queue)) ||
-        subscribeLineBytes(subject, queue) > MAX_CONTROL_LINE
-      ) {
-        throw new TypeError(`invalid subscription: ${JSON.stringify(subject)} ${queue ?? ""}`);
+      if (!isSubscribeSubject(subject) || (queue !== undefined && !isQueue(queue))) {
+        throw new TypeError(
+          `invalid subscription: ${JSON.stringify(subject.slice(0, 60))} ${queue ?? ""}`,
+        );
       }
+      assertSubscribeLine(subject, queue);
       const tokens = subject.split(".");
       const isWildcard = tokens.some((t) => t === "*" || t === ">");
       const subscriber: Subscriber = {

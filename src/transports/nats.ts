@@ -6,6 +6,7 @@
 
 import { headers as natsHeaders } from "nats.ws";
 import { connectionClosed } from "../errors.ts";
+import { assertSubscribeLine } from "../limits.ts";
 import type {
   PublishOptions,
   SubscribeOptions,
@@ -219,6 +220,7 @@ function wrap(nc: NatsConnectionLike): Transport {
         },
       };
       if (options.queue !== undefined) subscribeOptions.queue = options.queue;
+      assertSubscribeLine(subject, options.queue);
       let sub: { unsubscribe(): void };
       try {
         sub = nc.subscribe(subject, subscribeOptions);
