@@ -165,3 +165,27 @@ Deno.test("bench - the weight report measures mod.ts like bench/bundle.ts", asyn
   assert(sum <= mod.size.minified, "the files add up to no more than the bundle");
   assert(report.natsWs.gzip > mod.size.gzip, "nats.ws was bundled");
 });
+
+Deno.test("bench - the sizing script measures its inputs with a few connections", async () => {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--v8-flags=--expose-gc", "bench/sizing.ts", "--connections", "20"],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const out = new TextDecoder().decode(stdout);
+  assertEquals(code, 0, `${out}\n${new TextDecoder().decode(stderr)}`);
+  const r = JSON.parse(out.slice(0, out.indexOf("\n}\n") + 2));
+  assertEquals([r.connections, r.pendingPerEndpoint, r.subscriptionsPerConnection], [20, 3, 1]);
+  for (
+    const key of [
+      "serverBytesPerConnection",
+      "serverBytesPerSubscription",
+      "clientBytesPerConnection",
+    ]
+  ) {
+    assertFinite(r[key], key);
+  }
+  assert(out.includes("| server resident memory per connection"), "prints the table");
+});
