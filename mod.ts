@@ -104,7 +104,7 @@ export type {
 export type { EndpointEventListener, EndpointEventMap, Outcome } from "./src/events.ts";
 export type { Handler, HandlerContext } from "./src/responder.ts";
 export type { GatherEnd, GatherOptions } from "./src/gather.ts";
-export type { ReplyHandler } from "./src/reply_handlers.ts";
+export type { ReplyHandler, ReplyInfo } from "./src/reply_handlers.ts";
 export type { MemoryTransport, MemoryTransportOptions } from "./src/transports/memory.ts";
 export type {
   NatsConnectionLike,

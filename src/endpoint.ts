@@ -24,7 +24,6 @@ import {
 } from "./events.ts";
 import { type PendingEntry, PendingTable } from "./pending.ts";
 import { readReply } from "./reply.ts";
-import type { ObjectResponse } from "./responses.ts";
 import { type Handler, Responder, type ResponderHost } from "./responder.ts";
 import { TransitClock } from "./transit.ts";
 import { about, assertFitsLine, checkTimeout, encodeRequest, expired, stamp } from "./request.ts";
@@ -133,7 +132,12 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
       report: (subject, error) => this.#report(subject, error),
       hold: (reply, answer) => this.#outage.holdAnswer(reply, answer),
     };
-    const settings = settingsOf(options);
+    // A transport that keeps replies decides where they go.
+    const settings = settingsOf(
+      transport.inboxPrefix === undefined
+        ? options
+        : { ...options, inboxPrefix: transport.inboxPrefix },
+    );
     this.#timeout = settings.timeout;
     this.#maxPending = settings.maxPending;
     this.#outage = new Outage({
@@ -152,10 +156,13 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
     this.#sendOnly = settings.sendOnly;
     this.#logErrors = settings.logErrors;
     this.#inbox = new ReplyInbox(transport, settings.inboxPrefix, {
-      reply: (id, message) => this.#receiveReply(id, message),
+      reply: (id, message, recovered) =>
+        recovered ? this.#recover(id, message) : this.#receiveReply(id, message),
       failed: (subject, cause) => this.#inboxFailed(subject, cause),
     });
     this.#unwatch = transport.watch?.((status) => this.#connectionChanged(status));
+    // Replies kept while no instance ran come in as soon as the inbox is open.
+    if (transport.keepsReplies && !this.#sendOnly) this.#inbox.open();
     INTERNALS.set(this, {
       transport,
       register: (stop, ready) => this.#register(stop, ready),
@@ -469,13 +476,15 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
    * after the callback (in a microtask queued once the caller's promise is
    * resolved, so the caller's `await` continues first), and also for valid late replies
    * of requests this endpoint sent (after a timeout, or from a second
-   * responder). Int and enum replies have no such handlers: late ones are
-   * dropped quietly.
+   * responder). Int and enum replies have no such handlers (late ones are
+   * dropped quietly), except on a durable transport, where replies kept while
+   * no instance ran come back through these handlers, `recovered: true`.
    *
-   * @param contract An object contract.
-   * @param handler Gets the reply and `{ id, late }`.
+   * @param contract An object contract (any contract on a durable transport).
+   * @param handler Gets the reply and `{ id, late, recovered }`.
    * @returns A registration: `stop()` removes the handler.
-   * @throws {TypeError} The contract's response is not `object(…)`.
+   * @throws {TypeError} The contract's response is not `object(…)` (on a transport that does not
+   * keep replies).
    *
    * @example Auditing every order placed, late ones included
    * ```ts
@@ -499,12 +508,12 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
    * assert((await audited.promise) === order.orderId);
    * ```
    */
-  onReply<C extends Contract & { readonly response: ObjectResponse }>(
+  onReply<C extends Contract>(
     contract: C,
     handler: NoInfer<ReplyHandler<C>>,
   ): Registration {
     assertContract(contract, "onReply");
-    if (contract.response.kind !== "object") {
+    if (contract.response.kind !== "object" && !this.#transport.keepsReplies) {
       throw new TypeError(
         `onReply(${contract.subject}): reply handlers see object replies only; ` +
           `int and enum replies are for the callback alone`,
@@ -611,7 +620,11 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
   /** Runs the contract's reply handlers for a valid reply, after its callback. */
   #replied(entry: PendingEntry, value: unknown): void {
     if (this.#replyHandlers.has(entry.contract)) {
-      this.#replyHandlers.run(entry.contract, value, { id: entry.id, late: false });
+      this.#replyHandlers.run(entry.contract, value, {
+        id: entry.id,
+        late: false,
+        recovered: false,
+      });
     }
   }
 
@@ -653,12 +666,41 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
     entry.gather?.sent();
   }
 
+  /**
+   * A reply kept by a durable transport for an earlier instance of this
+   * endpoint: read against the contract its request was sent with, and handed
+   * to that contract's reply handlers; one with no handler yet waits.
+   */
+  #recover(id: string, message: TransportMessage): void {
+    let subject: string | undefined;
+    try {
+      subject = message.requestSubject;
+    } catch {
+      // Unknown: reported as late below.
+    }
+    const contract = subject === undefined ? undefined : this.#replyHandlers.bySubject(subject);
+    if (contract === undefined) {
+      if (subject !== undefined && message.retryLater) return message.retryLater();
+      this.dispatchEvent(new LateReplyEvent(subject, { id }));
+      return;
+    }
+    const result = readReply(contract, message);
+    if (result.ok) {
+      this.#replyHandlers.run(contract, result.value, { id, late: true, recovered: true });
+    } else {
+      this.dispatchEvent(new LateReplyEvent(subject, { id }));
+      this.#report(contract.subject, result.error);
+    }
+  }
+
   #lateReply(id: string, message: TransportMessage): void {
     const contract = this.#pending.settled(id);
     this.dispatchEvent(new LateReplyEvent(contract?.subject, { id }));
     if (contract === undefined || !this.#replyHandlers.has(contract)) return;
     const result = readReply(contract, message);
-    if (result.ok) this.#replyHandlers.run(contract, result.value, { id, late: true });
+    if (result.ok) {
+      this.#replyHandlers.run(contract, result.value, { id, late: true, recovered: false });
+    }
   }
 
   /** Settles a waiting request with an error made for it; nothing if it already settled. */
@@ -676,6 +718,8 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
 
   #finish(entry: PendingEntry, outcome: Outcome, error: unknown, summary?: GatherSummary): void {
     this.#outage.settled(entry);
+    // Closed while waiting: a transport that keeps replies keeps this one for the next instance.
+    if (outcome !== "closed") this.#transport.forget?.(entry.id);
     this.dispatchEvent(
       new SettleEvent(entry.contract.subject, {
         id: entry.id,

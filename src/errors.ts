@@ -313,3 +313,36 @@ export class ReplyError extends CallbackError {
     this.data = options.data;
   }
 }
+
+/**
+ * A durable transport could not start: the server has no JetStream, or
+ * another live instance holds the durable name. The message says which and
+ * what to do.
+ *
+ * @example Telling a name in use apart
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { DurableError } from "./errors.ts";
+ * const error = new DurableError("the durable name checkout-1 is in use", { reason: "name-in-use" });
+ * assert(error.reason === "name-in-use");
+ * ```
+ */
+export class DurableError extends CallbackError {
+  /** The error's name, for logs and for telling errors apart. */
+  override readonly name = "DurableError";
+  /** Why: `no-jetstream` or `name-in-use`. */
+  readonly reason: "no-jetstream" | "name-in-use";
+  /**
+   * Makes a DurableError.
+   *
+   * @param message What happened and what to do.
+   * @param options `reason`, and the `cause`.
+   */
+  constructor(
+    message: string,
+    options: ErrorOptions & { reason: "no-jetstream" | "name-in-use" },
+  ) {
+    super(message, options);
+    this.reason = options.reason;
+  }
+}

@@ -36,8 +36,12 @@ export function checkInboxPrefix(prefix: unknown): string {
 
 /** What an inbox tells its endpoint. */
 export interface InboxListener {
-  /** A reply for the request with this id (any string: the sender chose the subject). */
-  reply(id: string, message: TransportMessage): void;
+  /**
+   * A reply for the request with this id (any string: the sender chose the
+   * subject); `recovered` when it was sent to an earlier inbox of the same
+   * durable name (kept by the transport while no instance ran).
+   */
+  reply(id: string, message: TransportMessage, recovered: boolean): void;
   /** The subscription failed (permissions, most often); the inbox is closed. */
   failed(subject: string, cause: Error): void;
 }
@@ -69,12 +73,15 @@ export class ReplyInbox {
       `${subject}.*`,
       (message) => {
         let id: string;
+        let own: boolean;
         try {
-          id = message.subject.slice(prefixLength);
+          const to = message.subject;
+          own = to.startsWith(subject) && to.charCodeAt(subject.length) === 46; // "."
+          id = own ? to.slice(prefixLength) : to.slice(to.lastIndexOf(".") + 1);
         } catch {
           return; // no subject, no request to settle
         }
-        this.#listener.reply(id, message);
+        this.#listener.reply(id, message, !own);
       },
       {
         onError: (cause) => {

@@ -10,8 +10,18 @@ import type { Contract, ReplyOf } from "./contract.ts";
 /** Sees object replies of one contract, after the callback, and its late replies. */
 export type ReplyHandler<C extends Contract> = (
   reply: ReplyOf<C>,
-  info: { readonly id: string; readonly late: boolean },
+  info: ReplyInfo,
 ) => void;
+
+/** What a reply handler learns beside the reply. */
+export interface ReplyInfo {
+  /** The request's id (its `request` event's `id`). */
+  readonly id: string;
+  /** Whether no callback waited for it (it came after the callback settled, or was recovered). */
+  readonly late: boolean;
+  /** Whether it arrived while no instance of a durable endpoint ran, and was kept for this one. */
+  readonly recovered: boolean;
+}
 
 /** The reply handlers of one endpoint, by contract. */
 export class ReplyHandlers {
@@ -39,6 +49,12 @@ export class ReplyHandlers {
     return this.#handlers.has(contract);
   }
 
+  /** The contract with handlers whose subject is `subject`, if any. */
+  bySubject(subject: string): Contract | undefined {
+    for (const contract of this.#handlers.keys()) if (contract.subject === subject) return contract;
+    return undefined;
+  }
+
   /**
    * Runs the handlers registered when the reply arrived, after the callback: in
    * a microtask, so the caller's continuation (queued by `resolve`) runs first,
@@ -49,7 +65,7 @@ export class ReplyHandlers {
   run(
     contract: Contract,
     value: unknown,
-    info: { readonly id: string; readonly late: boolean },
+    info: ReplyInfo,
   ): void {
     const registered = this.#handlers.get(contract);
     if (registered === undefined) return;

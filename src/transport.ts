@@ -18,6 +18,17 @@ export interface TransportMessage {
   readonly status: number;
   /** One header's value, `undefined` when absent. */
   header(name: string): string | undefined;
+  /**
+   * For a reply a transport kept (a durable one): the subject its request was
+   * sent on, when known, so that a reply no callback waits for can be read
+   * against its contract.
+   */
+  readonly requestSubject?: string | undefined;
+  /**
+   * For a reply a transport kept: asks it to deliver the reply again later,
+   * because nothing can take it yet (no `onReply` handler for its contract).
+   */
+  retryLater?(): void;
 }
 
 /** Options of {@linkcode Transport.publish}. */
@@ -101,6 +112,18 @@ export interface Transport {
    * the connection is closed. Absent: everything takes effect at once.
    */
   flush?(): Promise<void>;
+  /**
+   * The subject space replies must use, for a transport that keeps replies
+   * (a durable one); the endpoint's reply inbox opens under it, at once.
+   */
+  readonly inboxPrefix?: string;
+  /**
+   * Whether the transport keeps replies for a later instance of the endpoint
+   * (a durable one): `onReply` then takes every response kind.
+   */
+  readonly keepsReplies?: boolean;
+  /** Told when a request settled (any outcome): what it kept for it can go. */
+  forget?(id: string): void;
 }
 
 /** A change of a transport's connection. */
