@@ -7,6 +7,7 @@
  * - for an app that imports only `Endpoint`, `natsTransport`, `defineRequest`
  *   and the three response kinds (what tree-shaking leaves);
  * - without `memoryTransport`;
+ * - with `@seed/callbacks/durable` on top;
  * - with `@seed/callbacks/micro` on top (`@valibot/to-json-schema` external), what an app
  *   that makes micro services adds;
  * - each of those with every string literal and template text over 12
@@ -111,6 +112,7 @@ export async function measureWeight(): Promise<WeightReport> {
       "mod.ts without memoryTransport",
       mod.split("\n").filter((line) => !line.includes("memoryTransport")).join("\n"),
     ],
+    ["mod.ts and durable.ts", `export * from "./mod.ts";\nexport * from "./durable.ts";`],
     [
       "mod.ts and micro.ts (@valibot/to-json-schema external)",
       `export * from "./mod.ts";\nexport * from "./micro.ts";`,

@@ -189,3 +189,26 @@ Deno.test("bench - the sizing script measures its inputs with a few connections"
   }
   assert(out.includes("| server resident memory per connection"), "prints the table");
 });
+
+Deno.test("bench - the durable benchmark measures round trips, throughput and storage", async () => {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "bench/durable.ts", "--quick"],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const out = new TextDecoder().decode(stdout);
+  assertEquals(code, 0, `${out}\n${new TextDecoder().decode(stderr)}`);
+  const r = JSON.parse(out.slice(0, out.indexOf("\n}\n") + 2));
+  for (
+    const value of [
+      r.latency.plain.p50,
+      r.latency.durable.p50,
+      r.throughput.ratio,
+      r.storage.bytesPerWaitingRequest,
+      r.storage.bytesPerKeptReply,
+    ]
+  ) assertFinite(value, "a durable measure");
+  assert(out.includes("| object requests at 100 in flight"), "prints the table");
+});
