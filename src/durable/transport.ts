@@ -242,7 +242,11 @@ export class DurableTransport implements Transport, AsyncDisposable {
       messages = iterator;
       if (stopped) return iterator.stop();
       (async () => {
-        for await (const m of iterator) await this.#deliver(m, onMessage);
+        for await (const m of iterator) {
+          // Pulled but no longer wanted (the inbox closed): back to the stream, not left unacknowledged.
+          if (stopped) m.nak();
+          else await this.#deliver(m, onMessage);
+        }
       })().catch((error) => options.onError?.(error as Error));
     })();
     ready.catch((error) => options.onError?.(error as Error));
