@@ -123,7 +123,10 @@ export function defineRequest<Req extends Schema, Res extends ResponseKind>(
  */
 export function assertContract(contract: unknown, where: string): asserts contract is Contract {
   const c = contract as Partial<Contract> | null;
-  if (typeof c !== "object" || c === null || !c.response) {
+  if (
+    typeof c !== "object" || c === null || !c.response ||
+    (c.idempotent !== undefined && typeof c.idempotent !== "boolean")
+  ) {
     throw new TypeError(`${where}() needs a contract made by defineRequest()`);
   }
   assertSubject(c.subject, `${where}()`);

@@ -130,7 +130,17 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
       transport,
       transit: new TransitClock(),
       report: (subject, error) => this.#report(subject, error),
-      hold: (reply, answer) => this.#outage.holdAnswer(reply, answer),
+      hold: (reply, answer) => {
+        if (!this.#outage.holdAnswer(reply, answer)) {
+          this.#report(
+            reply,
+            new PendingLimitError(
+              `an answer made while the connection is down was dropped: over maxHeldBytes ` +
+                `(${this.#outage.maxHeldBytes}); its caller gets no reply: raise maxHeldBytes`,
+            ),
+          );
+        }
+      },
     };
     // A transport that keeps replies decides where they go.
     const settings = settingsOf(

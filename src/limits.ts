@@ -91,7 +91,9 @@ export function assertSubscribeLine(subject: string, queue: string | undefined):
   const bytes = subscribeLineBytes(subject, queue);
   if (bytes > MAX_CONTROL_LINE) {
     throw new RangeError(
-      `the subscription to ${JSON.stringify(subject.slice(0, 60))}… is ${bytes} bytes, over the ` +
+      `the subscription to ${JSON.stringify(subject.slice(0, 60))}${
+        subject.length > 60 ? "…" : ""
+      } is ${bytes} bytes, over the ` +
         `${MAX_CONTROL_LINE} bytes of a NATS protocol line: use a shorter subject or queue`,
     );
   }

@@ -12,6 +12,7 @@
 
 import type { PendingEntry } from "./pending.ts";
 import { type Answer, REMEMBER_MS } from "./reply_memory.ts";
+import { headerBytes } from "./limits.ts";
 
 /** Time, randomness and timers, as the outage logic uses them. */
 export interface Clock {
@@ -122,6 +123,7 @@ export class Outage {
   /** Holds a request (with its `sent` bytes) until the connection is back. */
   hold(entry: PendingEntry): void {
     if (this.#held.has(entry)) return;
+    this.#inDoubt.delete(entry); // sent once, when it is back
     entry.state = "held";
     const { size } = entry.sent!;
     this.#held.set(entry, size);
@@ -149,7 +151,14 @@ export class Outage {
     for (const entry of entries) {
       if (entry.state !== "sent") continue;
       entry.state = "disrupted";
-      if (entry.contract.idempotent && entry.sent && !entry.gather) this.#inDoubt.add(entry);
+      if (entry.contract.idempotent && entry.sent && !entry.gather) {
+        this.#inDoubt.add(entry);
+        // It goes out again at the reconnect: a no-responders retry pending would send it twice.
+        if (entry.retry !== undefined) {
+          this.#clock.clearTimeout(entry.retry);
+          entry.retry = undefined;
+        }
+      }
     }
   }
 
@@ -173,7 +182,7 @@ export class Outage {
         this.#answers.push(held);
         continue;
       }
-      this.#heldBytes -= held.answer.data.length;
+      this.#heldBytes -= answerBytes(held.answer);
       if (held.until > now) this.#answer(held.reply, held.answer);
     }
     for (const entry of [...this.#held.keys()]) {
@@ -198,17 +207,18 @@ export class Outage {
    * client would drop it): it is published once the connection is back, if
    * that is within {@linkcode REMEMBER_MS} and within the held-bytes bound.
    */
-  holdAnswer(reply: string, answer: Answer): void {
-    const size = answer.data.length;
-    if (!this.fits(size)) return;
+  holdAnswer(reply: string, answer: Answer): boolean {
+    const size = answerBytes(answer);
+    if (!this.fits(size)) return false;
     this.#heldBytes += size;
     this.#answers.push({ reply, answer, until: this.#clock.now() + REMEMBER_MS });
+    return true;
   }
 
   /** The connection is closed for good. */
   close(): void {
     this.#down = this.#gone = true;
-    for (const held of this.#answers) this.#heldBytes -= held.answer.data.length;
+    for (const held of this.#answers) this.#heldBytes -= answerBytes(held.answer);
     this.#answers = [];
   }
 
@@ -249,4 +259,9 @@ export class Outage {
     this.#heldBytes -= this.#held.get(entry) ?? 0;
     this.#held.delete(entry);
   }
+}
+
+/** The bytes an answer holds: its body and its headers. */
+function answerBytes(answer: Answer): number {
+  return answer.data.length + headerBytes(answer.headers);
 }

@@ -149,7 +149,9 @@ export class Responder<C extends Contract> {
       return;
     }
     const memory = this.#memory;
-    if (memory && reply !== "") {
+    // Only requests of this library's requesters (they stamp Callback-Sent) are remembered: their
+    // reply subjects are unique per request, so a repeat is the same request sent again.
+    if (memory && reply !== "" && message.header(SENT_HEADER) !== undefined) {
       // An idempotent contract's request sent again (same reply subject) runs the handler once.
       const now = performance.now();
       const known = memory.recall(reply, now);
@@ -306,13 +308,6 @@ export class Responder<C extends Contract> {
     const { transport } = this.#host;
     const { subject } = this.#contract;
     try {
-      if (transport.connected === false) {
-        // A NATS client drops what is published while it is disconnected: the answer goes
-        // out once the connection is back (the caller may be waiting still).
-        this.#host.hold(reply, { data, headers });
-        this.#memory?.answered(reply, { data, headers });
-        return this.#observed(start, headers);
-      }
       const size = data.length + headerBytes(headers);
       if (
         size > transport.maxPayload || publishLineBytes(reply, "", size) > MAX_CONTROL_LINE
@@ -322,20 +317,30 @@ export class Responder<C extends Contract> {
             `${transport.maxPayload}, or its reply subject is too long`,
         );
       }
-      transport.publish(reply, data, { headers });
+      this.#send(reply, { data, headers });
     } catch (error) {
       this.#host.report(subject, error);
       data = EMPTY;
       headers = errorHeaders(500, "internal error: the reply could not be sent");
       try {
         // The caller should not wait for its timeout because the reply could not be sent.
-        transport.publish(reply, EMPTY, { headers });
+        this.#send(reply, { data, headers });
       } catch {
         // The connection is gone; the caller times out.
       }
     }
     this.#memory?.answered(reply, { data, headers });
     this.#observed(start, headers);
+  }
+
+  /**
+   * Publishes, or, while the connection is down (a NATS client would drop it),
+   * holds the answer to publish once it is back: the caller may be waiting still.
+   */
+  #send(reply: string, answer: Answer): void {
+    const { transport } = this.#host;
+    if (transport.connected === false) this.#host.hold(reply, answer);
+    else transport.publish(reply, answer.data, { headers: answer.headers });
   }
 }
 

@@ -171,3 +171,27 @@ Deno.test("idempotent - a responder's answer made while its own connection is do
   assertEquals(await reply, 42);
   assertEquals([sent, state.runs], [1, 1]);
 });
+
+Deno.test("idempotent - a plain NATS client reusing one reply subject for different requests is not answered from memory", async () => {
+  const bus = memoryTransport();
+  await using responder = new Endpoint(bus);
+  const bodies: string[] = [];
+  responder.handle(Reserve, ({ sku }) => {
+    bodies.push(sku);
+    return sku.length;
+  });
+  const answers: string[] = [];
+  const inbox = bus.subscribe("plain.inbox", (m) => answers.push(new TextDecoder().decode(m.data)));
+  try {
+    for (const sku of ["a", "abcdef"]) {
+      bus.publish(Reserve.subject, new TextEncoder().encode(JSON.stringify({ sku })), {
+        reply: "plain.inbox",
+      });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    assertEquals(bodies, ["a", "abcdef"]);
+    assertEquals(answers, ["1", "6"]);
+  } finally {
+    inbox.unsubscribe();
+  }
+});

@@ -212,11 +212,11 @@ Deno.test("outage - answers given while down are held, bounded, and published on
   const { outage, answered, clock } = setup({ maxHeldBytes: 100 });
   outage.disconnect([]);
   const answer = (bytes: number) => ({ data: new Uint8Array(bytes), headers: {} });
-  outage.holdAnswer("r.1", answer(40));
+  outage.holdAnswer("r.1", answer(30));
   clock.tick(REMEMBER_MS - 1_000);
-  outage.holdAnswer("r.2", answer(40));
-  outage.holdAnswer("r.3", answer(40)); // over maxHeldBytes: dropped
-  assertEquals(outage.heldBytes, 80);
+  outage.holdAnswer("r.2", answer(30));
+  outage.holdAnswer("r.3", answer(30)); // over maxHeldBytes: dropped
+  assertEquals(outage.heldBytes, 2 * (30 + 12)); // bodies and their (empty) header blocks
   clock.tick(2_000); // r.1's window has passed: its caller has stopped waiting
   outage.reconnect();
   outage.resendHeld();
@@ -236,4 +236,17 @@ Deno.test("outage - idempotent requests in flight at a drop are sent again once 
   outage.resendHeld();
   assertEquals(resent, ["i"]);
   assertEquals([idempotent.state, plain.state], ["sent", "disrupted"]);
+});
+
+Deno.test("outage - an idempotent request with a no-responders retry pending at a drop is sent once at the reconnect", () => {
+  const { outage, resent, clock } = setup();
+  const idempotent = { ...entry("i", 10_000), contract: { ...Count, idempotent: true } };
+  outage.reconnect(); // inside the retry window
+  assert(outage.retry(idempotent), "a retry is scheduled");
+  outage.disconnect([idempotent]);
+  clock.tick(5_000); // the retry's timer would have fired while down
+  outage.reconnect();
+  outage.resendHeld();
+  clock.tick(5_000);
+  assertEquals(resent, ["i"]);
 });

@@ -264,7 +264,7 @@ export interface NatsCluster extends AsyncDisposable {
   readonly wsUrls: string[];
   /** Resolves once every running node has a route to every other running node. */
   routed(): Promise<void>;
-  /** Stops every node (and the leaf nodes started on it). */
+  /** Stops every node (leaf nodes started with {@linkcode startLeaf} are stopped on their own). */
   stop(): Promise<void>;
 }
 
