@@ -56,6 +56,9 @@ interface Outbound {
 
 const noop = (): void => {};
 
+/** The outcomes a reply settles a request with. */
+const BY_REPLY: ReadonlySet<Outcome> = new Set(["reply", "invalid-reply", "remote-error"]);
+
 /**
  * A requesting and processing endpoint over a {@linkcode Transport}.
  *
@@ -729,7 +732,12 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
   #finish(entry: PendingEntry, outcome: Outcome, error: unknown, summary?: GatherSummary): void {
     this.#outage.settled(entry);
     // Closed while waiting: a transport that keeps replies keeps this one for the next instance.
-    if (outcome !== "closed") this.#transport.forget?.(entry.id);
+    if (outcome !== "closed") {
+      this.#transport.forget?.(
+        entry.id,
+        summary ? summary.replies > 0 : BY_REPLY.has(outcome),
+      );
+    }
     this.dispatchEvent(
       new SettleEvent(entry.contract.subject, {
         id: entry.id,

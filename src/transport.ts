@@ -122,8 +122,11 @@ export interface Transport {
    * (a durable one): `onReply` then takes every response kind.
    */
   readonly keepsReplies?: boolean;
-  /** Told when a request settled (any outcome): what it kept for it can go. */
-  forget?(id: string): void;
+  /**
+   * Told when a request settled (but by `close()`): what it kept for it can
+   * go; `replied` when a reply settled it (whose delivery the transport sees).
+   */
+  forget?(id: string, replied: boolean): void;
 }
 
 /** A change of a transport's connection. */

@@ -8,8 +8,8 @@
  */
 
 import { connect, type NatsConnection } from "nats.ws";
-import { assert, assertEquals, assertInstanceOf, assertRejects } from "@std/assert";
-import { Endpoint, natsTransport, type ReplyInfo } from "../mod.ts";
+import { assert, assertEquals, assertInstanceOf, assertRejects, assertThrows } from "@std/assert";
+import { Endpoint, natsTransport, NoRespondersError, type ReplyInfo } from "../mod.ts";
 import { DurableError, durableTransport, type ExpiredRequest } from "../durable.ts";
 import { Approve, CheckStock, PlaceOrder } from "./helpers/contract_suite.ts";
 import { Orphan } from "./helpers/durable_contracts.ts";
@@ -353,6 +353,77 @@ Deno.test("durable - alive, a reply settles its callback and is acknowledged; af
     await again.close();
     await next.close();
     await slow.close();
+  } finally {
+    gate.resolve();
+    await back.close();
+    await nc.close();
+  }
+});
+
+Deno.test("durable - takeExpired reports every expired request in one call; no-responders rejects at once; one endpoint per transport", async () => {
+  await using server = await jetstreamServer();
+  const nc = await connect({ servers: server.wsUrl });
+  try {
+    const transport = await durableTransport(nc, { name: "many", ackWait: ACK_WAIT });
+    const endpoint = new Endpoint(transport);
+    // Nobody listens: the server's status reaches the endpoint, as on a plain one.
+    await assertRejects(() => endpoint.request(CheckStock, { sku: "x" }), NoRespondersError);
+    assertThrows(() => new Endpoint(transport), TypeError, "already serves an endpoint");
+    // A silent responder: five requests wait, then the endpoint closes (records kept).
+    const silentNc = await connect({ servers: server.wsUrl });
+    let heard = 0;
+    silentNc.subscribe(CheckStock.subject, { callback: () => void heard++ });
+    await silentNc.flush();
+    const waiting = Array.from(
+      { length: 5 },
+      (_, i) => endpoint.request(CheckStock, { sku: `s${i}` }, { timeout: 1_000 }).catch((e) => e),
+    );
+    // Sent (each after its record is stored), then the endpoint closes.
+    await waitUntil("the requests to be sent", () => Promise.resolve(heard === 5));
+    await endpoint.close();
+    await Promise.all(waiting);
+    await transport.close();
+    await silentNc.close();
+    const next = await durableTransport(nc, { name: "many", ackWait: ACK_WAIT });
+    let expired: ExpiredRequest[] = [];
+    await waitUntil("their deadlines", async () => (expired = await next.takeExpired()).length > 0);
+    assertEquals(expired.length, 5, "all of them at once");
+    assertEquals(await next.takeExpired(), []);
+    await next.close();
+  } finally {
+    await nc.close();
+  }
+});
+
+Deno.test("durable - closing while replies arrive loses none: the next instance gets them all", async () => {
+  await using server = await jetstreamServer();
+  const gate = Promise.withResolvers<void>();
+  const back = await responders(server, gate.promise);
+  const nc = await connect({ servers: server.wsUrl });
+  try {
+    const transport = await durableTransport(nc, { name: "busy", ackWait: ACK_WAIT });
+    const endpoint = new Endpoint(transport, { logErrors: false });
+    const count = 20;
+    const waiting = Array.from(
+      { length: count },
+      (_, i) => endpoint.request(PlaceOrder, { sku: `b${i}`, qty: 1 }).catch(() => {}),
+    );
+    await waitUntil("the responders to have them", () => Promise.resolve(back.received === count));
+    gate.resolve(); // the replies come while the endpoint closes
+    await endpoint.close();
+    await transport.close();
+    await Promise.all(waiting);
+    const next = await durableTransport(nc, { name: "busy", ackWait: ACK_WAIT });
+    const again = new Endpoint(next);
+    const got = collect(again);
+    await waitUntil("every reply", () => Promise.resolve(got.length === count), 10_000);
+    assertEquals(new Set(got.map((g) => g.info.id)).size, count, "each once");
+    await waitUntil("their acknowledgements", async () => {
+      const state = await consumerState(nc, "busy");
+      return state.pending === 0 && state.unacked === 0;
+    });
+    await again.close();
+    await next.close();
   } finally {
     gate.resolve();
     await back.close();

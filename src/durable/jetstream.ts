@@ -18,7 +18,7 @@ export interface JsMsgLike {
   readonly subject: string;
   readonly data: Uint8Array;
   readonly headers?: HeadersLike | undefined;
-  readonly info: { readonly timestampNanos: number; readonly redeliveryCount: number };
+  readonly info: { readonly redeliveryCount: number };
   ack(): void;
   nak(millis?: number): void;
 }
@@ -63,6 +63,7 @@ export interface JetStreamManagerLike {
     info(stream: string): Promise<unknown>;
     add(config: unknown): Promise<unknown>;
     getMessage(stream: string, query: { last_by_subj: string }): Promise<unknown>;
+    deleteMessage(stream: string, seq: number, erase?: boolean): Promise<boolean>;
   };
   consumers: { add(stream: string, config: unknown): Promise<unknown> };
 }

@@ -37,7 +37,18 @@ export async function claim(
         `name, or stop the other one first`,
       { reason: "name-in-use", cause },
     );
-  if (await alive(nc, presence)) throw inUse();
+  // The record's revision is read first: a starter that claims it after this read makes the
+  // compare-and-set below fail.
+  const before = await kv.get(key);
+  const presenceOf = await alive(nc, presence);
+  if (presenceOf === "live") throw inUse();
+  if (presenceOf === "silent") {
+    throw new DurableError(
+      `an instance holding the durable name ${name} is connected but did not answer within ` +
+        `${PRESENCE_TIMEOUT} ms: stop it, or retry once it is gone`,
+      { reason: "name-in-use" },
+    );
+  }
   // Answer presence checks before claiming, so a later starter sees this one.
   const encoded = new TextEncoder().encode(token);
   const subscription = transport.subscribe(presence, (message) => {
@@ -49,9 +60,8 @@ export async function claim(
   });
   try {
     await subscription.ready;
-    const entry = await kv.get(key);
-    if (entry === null) await kv.create(key, encoded);
-    else await kv.update(key, encoded, entry.revision);
+    if (before === null) await kv.create(key, encoded);
+    else await kv.update(key, encoded, before.revision);
   } catch (error) {
     subscription.unsubscribe();
     throw inUse(error);
@@ -64,14 +74,19 @@ export async function claim(
   };
 }
 
-/** Whether an instance answers on the presence subject (no responders: none is live). */
-async function alive(nc: JetStreamConnectionLike, presence: string): Promise<boolean> {
+/**
+ * Whether an instance answers on the presence subject: `none` (no responders),
+ * `live`, or `silent` (subscribed, but no answer in time).
+ */
+async function alive(
+  nc: JetStreamConnectionLike,
+  presence: string,
+): Promise<"none" | "live" | "silent"> {
   try {
     await nc.request(presence, new Uint8Array(), { timeout: PRESENCE_TIMEOUT });
-    return true;
+    return "live";
   } catch (error) {
     const { code, message } = error as { code?: unknown; message?: unknown };
-    // No responders: nobody holds it. Anything else (a timeout): assume someone does.
-    return !(String(code) === "503" || /no responders/i.test(String(message)));
+    return String(code) === "503" || /no responders/i.test(String(message)) ? "none" : "silent";
   }
 }

@@ -27,8 +27,10 @@ import type {
 } from "./jetstream.ts";
 import type { Ownership } from "./owner.ts";
 
-/** How long a reply with no handler yet waits before it is delivered again, in milliseconds. */
+/** How long a reply with no handler yet first waits before it is delivered again, in milliseconds. */
 const RETRY_LATER_MS = 1_000;
+/** The longest it waits between deliveries, in milliseconds. */
+const MAX_RETRY_LATER_MS = 60_000;
 
 /** A request that expired with no reply while no instance of its durable name ran. */
 export interface ExpiredRequest {
@@ -68,7 +70,18 @@ const decoder = new TextDecoder();
 
 /**
  * A transport whose replies survive the process: made by `durableTransport()`.
- * Everything but replies goes through the connection as usual.
+ * Everything but replies goes through the connection as usual. It serves one
+ * endpoint.
+ *
+ * @example Starting, and learning what expired while away
+ * ```ts ignore
+ * import { Endpoint } from "@seed/callbacks";
+ * import { durableTransport } from "@seed/callbacks/durable";
+ * await using transport = await durableTransport(nc, { name: "checkout-1" });
+ * await using endpoint = new Endpoint(transport);
+ * endpoint.onReply(PlaceOrder, (order, { recovered }) => console.log(order, recovered));
+ * for (const { subject, id } of await transport.takeExpired()) console.warn("no reply:", subject, id);
+ * ```
  */
 export class DurableTransport implements Transport, AsyncDisposable {
   /** Replies are kept for the next instance of this name. */
@@ -78,6 +91,10 @@ export class DurableTransport implements Transport, AsyncDisposable {
   readonly #parts: DurableParts;
   /** Ids of requests this instance sent and still waits for (no record lookup needed). */
   readonly #own = new Set<string>();
+  /** The stream sequence of each record this instance knows, to delete it without a marker. */
+  readonly #records = new Map<string, number>();
+  /** Ids whose reply is being handed over (until its record is gone). */
+  readonly #delivering = new Set<string>();
   readonly #consuming = new Set<() => void>();
   #closed = false;
 
@@ -138,6 +155,8 @@ export class DurableTransport implements Transport, AsyncDisposable {
       deadline: Date.now() + (budget > 0 ? budget : maxAge),
     };
     const send = () => {
+      // Settled meanwhile (aborted, timed out): not sent, and its record goes.
+      if (!this.#own.has(id)) return this.#drop(id);
       try {
         inner.publish(subject, data, options);
       } catch {
@@ -145,7 +164,10 @@ export class DurableTransport implements Transport, AsyncDisposable {
       }
     };
     // Recorded, then sent; if recording fails, sent anyway (only recovery after a crash loses).
-    kv.put(pendingKey(name, id), encoder.encode(JSON.stringify(record))).then(send, send);
+    kv.put(pendingKey(name, id), encoder.encode(JSON.stringify(record))).then((seq) => {
+      this.#records.set(id, seq);
+      send();
+    }, send);
   }
 
   /**
@@ -161,13 +183,21 @@ export class DurableTransport implements Transport, AsyncDisposable {
     const { inner, replies } = this.#parts;
     if (!subject.startsWith(`${replies}.`)) return inner.subscribe(subject, onMessage, options);
     if (this.#closed) throw connectionClosed();
-    return this.#consume(onMessage, options);
+    if (this.#consuming.size > 0) {
+      throw new TypeError(
+        `the durable transport ${this.name} already serves an endpoint's replies: make one ` +
+          `durable transport, with its own name, per endpoint`,
+      );
+    }
+    return this.#consume(subject, onMessage, options);
   }
 
-  /** The request settled: its record can go. */
-  forget(id: string): void {
-    if (!this.#own.delete(id)) return;
-    this.#parts.kv.delete(pendingKey(this.#parts.name, id)).catch(() => {});
+  /**
+   * The request settled: its record goes, at once when no reply settled it,
+   * else once that reply is acknowledged (so a crash in between finds it).
+   */
+  forget(id: string, replied: boolean): void {
+    if (this.#own.delete(id) && !replied) this.#drop(id);
   }
 
   /**
@@ -177,21 +207,29 @@ export class DurableTransport implements Transport, AsyncDisposable {
    * are not expired.
    *
    * @returns The expired requests, oldest deadline first.
+   *
+   * @example Compensating
+   * ```ts ignore
+   * for (const request of await transport.takeExpired()) await compensate(request.subject, request.id);
+   * ```
    */
   async takeExpired(): Promise<ExpiredRequest[]> {
     const { kv, jsm, stream, name } = this.#parts;
     const now = Date.now();
     const expired: ExpiredRequest[] = [];
-    for await (const key of await kv.keys(`pending.${name}.*`)) {
+    // The keys first: deleting while listing would end the listing.
+    const keys: string[] = [];
+    for await (const key of await kv.keys(`pending.${name}.*`)) keys.push(key);
+    for (const key of keys) {
       const id = key.slice(key.lastIndexOf(".") + 1);
-      if (this.#own.has(id)) continue; // this instance's callback settles it
-      const entry = await kv.get(key);
+      // This instance's callback settles it, or its reply is being handed over.
+      if (this.#own.has(id) || this.#delivering.has(id)) continue;
+      const entry = await kv.get(key).catch(() => null);
       if (entry === null || entry.operation !== "PUT") continue;
-      let record: PendingRecord;
-      try {
-        record = JSON.parse(decoder.decode(entry.value));
-      } catch {
-        await kv.delete(key).catch(() => {});
+      this.#records.set(id, entry.revision);
+      const record = readRecord(entry.value);
+      if (record === undefined) {
+        this.#drop(id); // not a record this library wrote
         continue;
       }
       if (record.deadline > now) continue;
@@ -201,8 +239,9 @@ export class DurableTransport implements Transport, AsyncDisposable {
       } catch {
         // No reply stored.
       }
+      if (this.#delivering.has(id)) continue; // it came meanwhile
       expired.push({ id, subject: record.subject, deadline: record.deadline });
-      await kv.delete(key).catch(() => {});
+      this.#drop(id);
     }
     return expired.sort((a, b) => a.deadline - b.deadline);
   }
@@ -224,28 +263,42 @@ export class DurableTransport implements Transport, AsyncDisposable {
   }
 
   #consume(
+    subject: string,
     onMessage: (message: TransportMessage) => void,
     options: SubscribeOptions,
   ): TransportSubscription {
-    const { js, stream, name } = this.#parts;
+    const { js, stream, name, inner } = this.#parts;
     let messages: { stop(): void } | undefined;
     let stopped = false;
+    // The server's no-responders status comes to the requester's own subscription, not to the
+    // stream: a plain one on the inbox passes statuses on (replies come from the consumer).
+    const statuses = inner.subscribe(subject, (message) => {
+      try {
+        if (message.status !== 0) onMessage(message);
+      } catch {
+        // Not readable: nothing to settle.
+      }
+    }, options);
     const stop = () => {
       stopped = true;
       messages?.stop();
+      statuses.unsubscribe();
       this.#consuming.delete(stop);
+      // The endpoint is gone: its requests' records stay for the next instance.
+      this.#own.clear();
     };
     this.#consuming.add(stop);
     const ready = (async () => {
+      await statuses.ready;
       const consumer = await js.consumers.get(stream, name);
       const iterator = await consumer.consume({ max_messages: 256 });
       messages = iterator;
       if (stopped) return iterator.stop();
       (async () => {
         for await (const m of iterator) {
-          // Pulled but no longer wanted (the inbox closed): back to the stream, not left unacknowledged.
+          // Pulled but no longer wanted (the inbox closed): back to the stream at once.
           if (stopped) m.nak();
-          else await this.#deliver(m, onMessage);
+          else void this.#deliver(m, { onMessage, live: () => !stopped });
         }
       })().catch((error) => options.onError?.(error as Error));
     })();
@@ -255,25 +308,35 @@ export class DurableTransport implements Transport, AsyncDisposable {
 
   /**
    * Hands one kept reply to the endpoint, then acknowledges it once its
-   * callback or handlers have run (a macrotask later); a reply asked for
-   * again later is not acknowledged but delivered again.
+   * callback or handlers have run (a macrotask later) and drops its record; a
+   * reply asked for again later is not acknowledged but delivered again, later
+   * each time.
    */
-  async #deliver(m: JsMsgLike, onMessage: (message: TransportMessage) => void): Promise<void> {
+  async #deliver(
+    m: JsMsgLike,
+    to: { onMessage: (message: TransportMessage) => void; live: () => boolean },
+  ): Promise<void> {
     const { kv, name } = this.#parts;
     let later = false;
     let id = "";
-    let requestSubject: string | undefined;
     try {
       id = m.subject.slice(m.subject.lastIndexOf(".") + 1);
+      this.#delivering.add(id);
+      let requestSubject: string | undefined;
       if (!this.#own.has(id)) {
         // Not this instance's: its contract is in the record its sender made.
         const entry = await kv.get(pendingKey(name, id)).catch(() => null);
         if (entry !== null && entry.operation === "PUT") {
-          requestSubject = (JSON.parse(decoder.decode(entry.value)) as PendingRecord).subject;
+          this.#records.set(id, entry.revision);
+          requestSubject = readRecord(entry.value)?.subject;
         }
       }
+      if (!to.live()) {
+        this.#delivering.delete(id);
+        return m.nak(); // the inbox closed meanwhile
+      }
       const headers = m.headers;
-      onMessage({
+      to.onMessage({
         subject: m.subject,
         reply: "",
         data: m.data,
@@ -287,12 +350,44 @@ export class DurableTransport implements Transport, AsyncDisposable {
     } catch {
       // The endpoint never throws; a message that cannot be read is acknowledged below.
     }
-    if (later) return m.nak(RETRY_LATER_MS);
+    if (later) {
+      this.#delivering.delete(id);
+      // Later each time, so that replies waiting for a handler do not crowd out the others.
+      return m.nak(Math.min(RETRY_LATER_MS * 2 ** m.info.redeliveryCount, MAX_RETRY_LATER_MS));
+    }
     setTimeout(() => {
       m.ack();
-      if (!this.#own.has(id)) kv.delete(pendingKey(name, id)).catch(() => {});
+      this.#delivering.delete(id);
+      if (!this.#own.has(id)) this.#drop(id); // (a gather's further replies find it gone)
     }, 0);
   }
+
+  /**
+   * Deletes a record by its sequence, leaving no delete marker behind. A
+   * record whose sequence is not known yet (still being written) is dropped
+   * when its write completes (see `publish`).
+   */
+  #drop(id: string): void {
+    const seq = this.#records.get(id);
+    if (seq === undefined) return;
+    this.#records.delete(id);
+    const { jsm, stream } = this.#parts;
+    jsm.streams.deleteMessage(`KV_${stream}_PENDING`, seq, false).catch(() => {});
+  }
+}
+
+/** A record, if `value` is one this library wrote. */
+function readRecord(value: Uint8Array): PendingRecord | undefined {
+  try {
+    const record = JSON.parse(decoder.decode(value)) as Partial<PendingRecord> | null;
+    if (
+      typeof record?.subject === "string" && typeof record.reply === "string" &&
+      typeof record.deadline === "number"
+    ) return record as PendingRecord;
+  } catch {
+    // Not JSON.
+  }
+  return undefined;
 }
 
 function pendingKey(name: string, id: string): string {
