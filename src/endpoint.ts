@@ -37,7 +37,7 @@ import {
   settingsOf,
 } from "./options.ts";
 import { ReplyInbox } from "./inbox.ts";
-import { INTERNALS, type ServeObserver } from "./internals.ts";
+import { type Hooks, INTERNALS, type ServeObserver } from "./internals.ts";
 import { Gather, type GatherOptions, type GatherSummary } from "./gather.ts";
 import { type ReplyHandler, ReplyHandlers } from "./reply_handlers.ts";
 import type { Transport, TransportMessage, TransportStatus } from "./transport.ts";
@@ -106,6 +106,8 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
   readonly #registrations = new Set<Registration>();
   readonly #replyHandlers: ReplyHandlers;
   readonly #inbox: ReplyInbox;
+  /** Set by add-ons (tracing): read at each request and each serve. */
+  readonly #hooks: Hooks = {};
   #closed = false;
 
   /**
@@ -133,6 +135,7 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
       transport,
       transit: new TransitClock(),
       report: (subject, error) => this.#report(subject, error),
+      hooks: this.#hooks,
       hold: (reply, answer) => {
         if (!this.#outage.holdAnswer(reply, answer)) {
           this.#report(
@@ -180,6 +183,7 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
       transport,
       register: (stop, ready) => this.#register(stop, ready),
       report: this.#host.report,
+      hooks: this.#hooks,
     });
   }
 
@@ -370,6 +374,7 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
       resolve: how.resolve,
       reject: how.reject,
       gather: how.gather,
+      trace: undefined,
       detach: undefined,
       prev: undefined,
       next: undefined,
@@ -380,6 +385,14 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
     };
     this.#pending.add(entry);
     how.gather?.attach(entry);
+    // Traced (an add-on): its headers may gain a trace context before it leaves.
+    const trace = entry.trace = this.#hooks.request?.({
+      subject,
+      id,
+      headers,
+      bytes: data.length,
+      gather: how.gather !== undefined,
+    });
     if (signal) {
       const onAbort = () => this.#settle(id, "abort", () => signal.reason);
       signal.addEventListener("abort", onAbort, { once: true });
@@ -395,6 +408,7 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
       // A NATS client drops what is published while disconnected: hold it until the
       // connection is back, within its deadline.
       this.#outage.hold(entry);
+      trace?.event("held");
       return entry;
     }
     try {
@@ -403,6 +417,7 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
     } catch (error) {
       // Never published: no request or settle event, nothing left behind.
       this.#pending.take(id);
+      trace?.end("unsent", error);
       throw error instanceof DisconnectedError ? error : new InvalidRequestError(
         `${subject} could not be sent (${errorText(error)}); nothing was sent`,
         { cause: error },
@@ -625,7 +640,9 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
       this.#replied(entry, result.value);
       return;
     }
-    if (result.outcome === "no-responders" && this.#outage.retry(entry)) return;
+    if (result.outcome === "no-responders" && this.#outage.retry(entry)) {
+      return entry.trace?.event("retry");
+    }
     this.#pending.take(id);
     this.#reject(entry, result.outcome, result.error);
   }
@@ -675,6 +692,7 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
       return;
     }
     this.#outage.sent(entry);
+    entry.trace?.event("resent");
     this.dispatchEvent(new RequestEvent(subject, { id: entry.id, timeout: left }));
     entry.gather?.sent();
   }
@@ -731,6 +749,7 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
 
   #finish(entry: PendingEntry, outcome: Outcome, error: unknown, summary?: GatherSummary): void {
     this.#outage.settled(entry);
+    entry.trace?.end(outcome, error);
     // Closed while waiting: a transport that keeps replies keeps this one for the next instance.
     if (outcome !== "closed") {
       this.#transport.forget?.(

@@ -7,7 +7,7 @@
  */
 
 import type { Registration } from "./options.ts";
-import type { Transport } from "./transport.ts";
+import type { Transport, TransportMessage } from "./transport.ts";
 
 /**
  * Told once per request a responder served: how long it took (from arrival
@@ -18,6 +18,36 @@ export type ServeObserver = (
   milliseconds: number,
   headers: Readonly<Record<string, string>> | undefined,
 ) => void;
+
+/** A request's trace, made by a {@linkcode Hooks.request} hook. */
+export interface RequestTrace {
+  /** Something happened to it on its way: `held`, `resent`, `retry`. */
+  event(name: string): void;
+  /** It settled (or could not be sent: `unsent`). */
+  end(outcome: string, error: unknown): void;
+}
+
+/** A served request's trace, made by a {@linkcode Hooks.serve} hook. */
+export interface ServeTrace {
+  /** Runs the handler inside the trace's context. */
+  run<T>(fn: () => T): T;
+  /** It was answered with these headers (`undefined`: no answer was sent). */
+  end(headers: Readonly<Record<string, string>> | undefined): void;
+}
+
+/** Hooks an add-on sets on an endpoint (tracing); read at each request and each serve. */
+export interface Hooks {
+  /** A request is about to be published; `headers` may be added to. */
+  request?: (request: {
+    readonly subject: string;
+    readonly id: string;
+    readonly headers: Record<string, string>;
+    readonly bytes: number;
+    readonly gather: boolean;
+  }) => RequestTrace;
+  /** A handler is about to serve a request. */
+  serve?: (request: { readonly subject: string; readonly message: TransportMessage }) => ServeTrace;
+}
 
 /**
  * An endpoint's inner parts, for add-ons. Besides these, `Endpoint.handle()`
@@ -31,6 +61,8 @@ export interface EndpointInternals {
   register(stop: () => void, ready?: Promise<void>): Registration;
   /** Reports an error outside any caller's promise, as the endpoint's `error` event. */
   report(subject: string, error: unknown): void;
+  /** The endpoint's hooks, set and unset by add-ons. */
+  readonly hooks: Hooks;
 }
 
 /** Filled by the `Endpoint` constructor. */

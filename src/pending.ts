@@ -15,6 +15,7 @@
 
 import type { Contract } from "./contract.ts";
 import type { Outcome } from "./events.ts";
+import type { RequestTrace } from "./internals.ts";
 import type { TransportMessage } from "./transport.ts";
 
 /** A callback waiting for its reply. */
@@ -35,6 +36,8 @@ export interface PendingEntry {
   readonly reject: (reason: unknown) => void;
   /** For a `requestMany()` gather: it takes every reply, and its end, instead of resolve/reject. */
   readonly gather: Gathering | undefined;
+  /** Its trace, when an add-on traces the endpoint's requests. */
+  trace: RequestTrace | undefined;
   /** Removes the abort listener, if any. */
   detach: (() => void) | undefined;
   /** Where it stands with the connection. */

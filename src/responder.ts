@@ -9,7 +9,7 @@
  */
 
 import type { Contract, HandledRequestOf, HandlerReplyOf } from "./contract.ts";
-import type { ServeObserver } from "./internals.ts";
+import type { Hooks, ServeObserver, ServeTrace } from "./internals.ts";
 import { ClosedError, InvalidReplyError, ReplyError, TimeoutError } from "./errors.ts";
 import { headerBytes, MAX_CONTROL_LINE, publishLineBytes } from "./limits.ts";
 import { summarize } from "./reply.ts";
@@ -57,6 +57,14 @@ export interface ResponderHost {
   report(subject: string, error: unknown): void;
   /** Holds an answer made while the connection is down, to publish once it is back. */
   hold(reply: string, answer: Answer): void;
+  /** The endpoint's hooks (tracing). */
+  readonly hooks: Hooks;
+}
+
+/** One request being served: when it arrived (for an observer) and its trace. */
+interface Served {
+  readonly start: number;
+  readonly trace: ServeTrace | undefined;
 }
 
 /** Serves one contract's requests with a handler; made by `Endpoint.handle()`. */
@@ -104,7 +112,10 @@ export class Responder<C extends Contract> {
    */
   serve(message: TransportMessage): void {
     const contract = this.#contract;
-    const start = this.#observe ? performance.now() : 0;
+    const served: Served = {
+      start: this.#observe ? performance.now() : 0,
+      trace: this.#host.hooks.serve?.({ subject: contract.subject, message }),
+    };
     let reply = "";
     let request: Checked<unknown>;
     let budget = NaN;
@@ -137,7 +148,7 @@ export class Responder<C extends Contract> {
       } catch {
         why = "it fails the contract";
       }
-      this.#respond(reply, EMPTY, errorHeaders(400, `invalid request: ${why}`), start);
+      this.#respond(reply, EMPTY, errorHeaders(400, `invalid request: ${why}`), served);
       return;
     }
     // The time the caller has left: its budget, less what the request is known to have
@@ -145,7 +156,7 @@ export class Responder<C extends Contract> {
     const left = budget > 0 && Number.isFinite(budget) ? budget - age : undefined;
     if (left !== undefined && left <= 0) {
       // The caller has stopped waiting.
-      this.#observed(start);
+      this.#observed(served);
       return;
     }
     const memory = this.#memory;
@@ -157,13 +168,13 @@ export class Responder<C extends Contract> {
       const known = memory.recall(reply, now);
       if (known) {
         // Answered: again, from memory. Still running: its answer goes to this same subject.
-        if (known.answer) this.#respond(reply, known.answer.data, known.answer.headers, start);
-        else this.#observed(start);
+        if (known.answer) this.#respond(reply, known.answer.data, known.answer.headers, served);
+        else this.#observed(served);
         return;
       }
       memory.begin(reply, now + (left ?? REMEMBER_MS));
     }
-    this.#answer(message, request.value, left, reply, start);
+    this.#answer(message, request.value, left, reply, served);
   }
 
   async #answer(
@@ -171,7 +182,7 @@ export class Responder<C extends Contract> {
     body: unknown,
     left: number | undefined,
     reply: string,
-    start: number,
+    served: Served,
   ): Promise<void> {
     const contract = this.#contract;
     const deadline = left === undefined ? undefined : Date.now() + left;
@@ -209,14 +220,16 @@ export class Responder<C extends Contract> {
     let data: Uint8Array = EMPTY;
     let headers: Record<string, string> | undefined;
     try {
-      const value = await this.#handler(body as HandledRequestOf<C>, {
-        get signal() {
-          return signal();
-        },
-        deadline,
-        subject: message.subject,
-        header: (name) => message.header(name),
-      });
+      const run = () =>
+        this.#handler(body as HandledRequestOf<C>, {
+          get signal() {
+            return signal();
+          },
+          deadline,
+          subject: message.subject,
+          header: (name) => message.header(name),
+        });
+      const value = await (served.trace ? served.trace.run(run) : run());
       const encoded = encodeReply(contract.response, value);
       if (encoded.ok) {
         data = encodeText(encoded.value);
@@ -256,15 +269,15 @@ export class Responder<C extends Contract> {
       if (timer !== undefined) clearTimeout(timer);
       if (controller) this.#inFlight.delete(controller);
     }
-    if (headers !== undefined) this.#respond(reply, data, headers, start);
-    else this.#observed(start);
+    if (headers !== undefined) this.#respond(reply, data, headers, served);
+    else this.#observed(served);
   }
 
   /** Tells the observer, if any, of a request served; its exception is reported, never thrown. */
-  #observed(start: number, headers?: Record<string, string>): void {
-    if (!this.#observe) return;
+  #observed(served: Served, headers?: Record<string, string>): void {
     try {
-      this.#observe(performance.now() - start, headers);
+      served.trace?.end(headers);
+      this.#observe?.(performance.now() - served.start, headers);
     } catch (error) {
       this.#host.report(this.#contract.subject, error);
     }
@@ -302,9 +315,9 @@ export class Responder<C extends Contract> {
     reply: string,
     data: Uint8Array,
     headers: Record<string, string>,
-    start: number,
+    served: Served,
   ): void {
-    if (reply === "") return this.#observed(start, headers);
+    if (reply === "") return this.#observed(served, headers);
     const { transport } = this.#host;
     const { subject } = this.#contract;
     try {
@@ -330,7 +343,7 @@ export class Responder<C extends Contract> {
       }
     }
     this.#memory?.answered(reply, { data, headers });
-    this.#observed(start, headers);
+    this.#observed(served, headers);
   }
 
   /**

@@ -52,6 +52,7 @@ function entry(id: string, deadline: number, bytes = 10): PendingEntry {
     resolve: () => {},
     reject: () => {},
     gather: undefined,
+    trace: undefined,
     detach: undefined,
     state: "sent",
     sent: {
