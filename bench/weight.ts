@@ -8,6 +8,7 @@
  *   and the three response kinds (what tree-shaking leaves);
  * - without `memoryTransport`;
  * - with `@seed/callbacks/durable` on top;
+ * - with `@seed/callbacks/otel` on top (`@opentelemetry/api` external);
  * - with `@seed/callbacks/micro` on top (`@valibot/to-json-schema` external), what an app
  *   that makes micro services adds;
  * - each of those with every string literal and template text over 12
@@ -113,6 +114,11 @@ export async function measureWeight(): Promise<WeightReport> {
       mod.split("\n").filter((line) => !line.includes("memoryTransport")).join("\n"),
     ],
     ["mod.ts and durable.ts", `export * from "./mod.ts";\nexport * from "./durable.ts";`],
+    [
+      "mod.ts and otel.ts (@opentelemetry/api external)",
+      `export * from "./mod.ts";\nexport * from "./otel.ts";`,
+      { external: [...BUNDLE_OPTIONS.external ?? [], "@opentelemetry/api"] },
+    ],
     [
       "mod.ts and micro.ts (@valibot/to-json-schema external)",
       `export * from "./mod.ts";\nexport * from "./micro.ts";`,

@@ -212,3 +212,20 @@ Deno.test("bench - the durable benchmark measures round trips, throughput and st
   ) assertFinite(value, "a durable measure");
   assert(out.includes("| object requests at 100 in flight"), "prints the table");
 });
+
+Deno.test("bench - the tracing benchmark compares instrumented endpoints with one that is not", async () => {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "bench/otel.ts", "--quick"],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const out = new TextDecoder().decode(stdout);
+  assertEquals(code, 0, `${out}\n${new TextDecoder().decode(stderr)}`);
+  const r = JSON.parse(out.slice(0, out.indexOf("\n}\n") + 2));
+  for (const value of [r.noSdk.a, r.noSdk.b, r.noSdk.ratio, r.withSdk.ratio]) {
+    assertFinite(value, "a tracing measure");
+  }
+  assert(out.includes("no SDK registered"), "prints the table");
+});
