@@ -109,6 +109,7 @@ export function instrument(endpoint: Endpoint, options: InstrumentOptions = {}):
   hooks.request = ({ subject, id, headers, bytes, gather }) => {
     let span: Span | undefined;
     try {
+      // CLIENT and SERVER, not PRODUCER and CONSUMER: the requester waits for the reply.
       span = tracer.startSpan(`send ${subject}`, {
         kind: SpanKind.CLIENT,
         attributes: {
@@ -129,14 +130,26 @@ export function instrument(endpoint: Endpoint, options: InstrumentOptions = {}):
       // Tracing never stops a request.
     }
     return {
-      event: (name) => void span?.addEvent(name),
+      event: (name) => {
+        try {
+          span?.addEvent(name);
+        } catch {
+          // Tracing never stops a request.
+        }
+      },
       end: (outcome, error) => {
         if (!span) return;
         try {
           span.setAttribute("callbacks.outcome", outcome);
           if (outcome !== "reply") {
+            // An error reply's code, else the outcome (`timeout`, `no-responders`, `abort`, …).
+            const code = (error as { code?: unknown } | null)?.code;
+            span.setAttribute(
+              "error.type",
+              outcome === "remote-error" && code !== undefined ? String(code) : outcome,
+            );
             span.setStatus({ code: SpanStatusCode.ERROR, message: outcome });
-            if (error instanceof Error) span.recordException(error);
+            span.recordException(error instanceof Error ? error : String(error));
           }
           span.end();
         } catch {
@@ -147,11 +160,14 @@ export function instrument(endpoint: Endpoint, options: InstrumentOptions = {}):
   };
   hooks.serve = ({ subject, message }) => {
     let span: Span | undefined;
-    let active: Context = context.active();
+    let active: Context | undefined;
     try {
+      active = context.active();
       const parent = propagation.extract(active, message, {
         keys: () => [],
-        get: (carrier: TransportMessage, key) => carrier.header(key),
+        // Exact names first; a Go client's header carrier sends them capitalised.
+        get: (carrier: TransportMessage, key) =>
+          carrier.header(key) ?? carrier.header(key[0]!.toUpperCase() + key.slice(1)),
       });
       const reply = message.reply;
       span = tracer.startSpan(`process ${subject}`, {
@@ -171,7 +187,19 @@ export function instrument(endpoint: Endpoint, options: InstrumentOptions = {}):
       // An unreadable request: served untraced.
     }
     return {
-      run: (fn) => context.with(active, fn),
+      run: (fn) => {
+        if (active === undefined) return fn();
+        let ran = false;
+        try {
+          return context.with(active, () => {
+            ran = true;
+            return fn();
+          });
+        } catch (error) {
+          if (ran) throw error; // the handler's own exception
+          return fn(); // a context manager that failed: run untraced
+        }
+      },
       end: (headers) => {
         if (!span) return;
         try {

@@ -37,7 +37,7 @@ import {
   settingsOf,
 } from "./options.ts";
 import { ReplyInbox } from "./inbox.ts";
-import { type Hooks, INTERNALS, type ServeObserver } from "./internals.ts";
+import { type Hooks, INTERNALS, type RequestTrace, type ServeObserver } from "./internals.ts";
 import { Gather, type GatherOptions, type GatherSummary } from "./gather.ts";
 import { type ReplyHandler, ReplyHandlers } from "./reply_handlers.ts";
 import type { Transport, TransportMessage, TransportStatus } from "./transport.ts";
@@ -314,7 +314,11 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
     return new Gather<ReplyOf<C>>({
       start: (gather) =>
         this.#send(contract, body, { options, resolve: noop, reject: noop, gather }),
-      retry: (entry) => this.#outage.retry(entry),
+      retry: (entry) => {
+        const retried = this.#outage.retry(entry);
+        if (retried) entry.trace?.event("retry");
+        return retried;
+      },
       finish: (entry, { outcome, error, replies, end }) => {
         this.#pending.take(entry.id);
         this.#finish(entry, outcome, error, { replies, end });
@@ -349,21 +353,40 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
           `retry later, or raise the endpoint's maxPending`,
       );
     }
-    const { data, headers, size } = encodeRequest(contract, body, {
-      headers: options.headers,
-      timeout,
-      maxPayload: this.#transport.maxPayload,
-    });
-    const inbox = this.#inbox.open();
-    assertFitsLine(subject, inbox, size);
-    if (this.#outage.down && !this.#outage.fits(size)) {
-      throw new PendingLimitError(
-        `the connection to NATS is down and ${this.#outage.heldBytes} bytes of requests are ` +
-          `held (maxHeldBytes ${this.#outage.maxHeldBytes}): retry once it is back, or raise maxHeldBytes; nothing was sent`,
-      );
+    const id = crypto.randomUUID();
+    const hook = this.#hooks.request;
+    // Traced (an add-on): the headers gain a trace context before their size is checked.
+    let trace: RequestTrace | undefined;
+    let data!: Uint8Array;
+    let headers!: Record<string, string>;
+    let size!: number;
+    let inbox!: string;
+    try {
+      ({ data, headers, size } = encodeRequest(contract, body, {
+        headers: options.headers,
+        timeout,
+        maxPayload: this.#transport.maxPayload,
+        trace: hook && ((headers, bytes) => {
+          try {
+            trace = hook({ subject, id, headers, bytes, gather: how.gather !== undefined });
+          } catch (error) {
+            this.#report(subject, error); // untraced, but sent
+          }
+        }),
+      }));
+      inbox = this.#inbox.open();
+      assertFitsLine(subject, inbox, size);
+      if (this.#outage.down && !this.#outage.fits(size)) {
+        throw new PendingLimitError(
+          `the connection to NATS is down and ${this.#outage.heldBytes} bytes of requests are ` +
+            `held (maxHeldBytes ${this.#outage.maxHeldBytes}): retry once it is back, or raise maxHeldBytes; nothing was sent`,
+        );
+      }
+    } catch (error) {
+      trace?.end("unsent", error);
+      throw error;
     }
 
-    const id = crypto.randomUUID();
     const { signal } = options;
     const entry: PendingEntry = {
       id,
@@ -374,7 +397,7 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
       resolve: how.resolve,
       reject: how.reject,
       gather: how.gather,
-      trace: undefined,
+      trace,
       detach: undefined,
       prev: undefined,
       next: undefined,
@@ -385,14 +408,6 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
     };
     this.#pending.add(entry);
     how.gather?.attach(entry);
-    // Traced (an add-on): its headers may gain a trace context before it leaves.
-    const trace = entry.trace = this.#hooks.request?.({
-      subject,
-      id,
-      headers,
-      bytes: data.length,
-      gather: how.gather !== undefined,
-    });
     if (signal) {
       const onAbort = () => this.#settle(id, "abort", () => signal.reason);
       signal.addEventListener("abort", onAbort, { once: true });

@@ -35,7 +35,11 @@ export interface ServeTrace {
   end(headers: Readonly<Record<string, string>> | undefined): void;
 }
 
-/** Hooks an add-on sets on an endpoint (tracing); read at each request and each serve. */
+/**
+ * Hooks an add-on sets on an endpoint (tracing); read at each request and
+ * each serve. They run where the endpoint cannot fail (sending, settling,
+ * serving), so neither a hook nor what it returns may throw.
+ */
 export interface Hooks {
   /** A request is about to be published; `headers` may be added to. */
   request?: (request: {

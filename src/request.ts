@@ -42,6 +42,8 @@ export function encodeRequest(
     headers: Readonly<Record<string, string>> | undefined;
     timeout: number;
     maxPayload: number;
+    /** Adds headers (a trace context) before the size is checked; gets the body's bytes. */
+    trace?: ((headers: Record<string, string>, bytes: number) => void) | undefined;
   },
 ): EncodedRequest {
   const { subject } = contract;
@@ -62,7 +64,8 @@ export function encodeRequest(
     ...extra,
     [TIMEOUT_HEADER]: String(Math.ceil(options.timeout)),
     [SENT_HEADER]: "",
-  };
+  } as Record<string, string>;
+  options.trace?.(headers, data.length);
   const size = data.length + headerBytes(headers) + STAMP_BYTES;
   const { maxPayload } = options;
   if (size > maxPayload) {

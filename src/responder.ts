@@ -112,10 +112,13 @@ export class Responder<C extends Contract> {
    */
   serve(message: TransportMessage): void {
     const contract = this.#contract;
-    const served: Served = {
-      start: this.#observe ? performance.now() : 0,
-      trace: this.#host.hooks.serve?.({ subject: contract.subject, message }),
-    };
+    let trace: ServeTrace | undefined;
+    try {
+      trace = this.#host.hooks.serve?.({ subject: contract.subject, message });
+    } catch (error) {
+      this.#host.report(contract.subject, error); // served untraced
+    }
+    const served: Served = { start: this.#observe ? performance.now() : 0, trace };
     let reply = "";
     let request: Checked<unknown>;
     let budget = NaN;

@@ -5,8 +5,8 @@
  */
 
 import * as v from "valibot";
-import { context, propagation, trace } from "@opentelemetry/api";
-import { assertEquals } from "@std/assert";
+import { context, propagation, SpanKind, trace } from "@opentelemetry/api";
+import { assert, assertEquals } from "@std/assert";
 import {
   AsyncLocalStorageContextManager,
   BasicTracerProvider,
@@ -61,18 +61,23 @@ Deno.test("otel - a browser page's request continues into the Deno responder's t
       .catch((e) => {
         throw new Error(`the page did not finish: ${JSON.stringify(page.errors)}`, { cause: e });
       });
-    const [traceId, spanId] = (await page.page.getAttribute("body", "data-trace"))!.split(" ");
+    const [traceId, parentId] = (await page.page.getAttribute("body", "data-trace"))!.split(" ");
     assertEquals(
       await page.page.getAttribute("body", "data-reply"),
       "4",
       JSON.stringify(page.errors),
     );
+    // The page's own send span (a CLIENT span, child of its parent span)…
+    const [sendId, kind] = (await page.page.getAttribute("body", "data-send"))!.split(" ");
+    assertEquals(kind, String(SpanKind.CLIENT));
+    assert(sendId !== parentId && /^[0-9a-f]{16}$/.test(sendId!), sendId);
+    // …is the parent of the Deno responder's span, in the page's trace.
     const [served] = exporter.getFinishedSpans();
     assertEquals(served?.name, "process otel.browser");
     assertEquals(served?.spanContext().traceId, traceId);
     assertEquals(
       (served as unknown as { parentSpanContext?: { spanId: string } }).parentSpanContext?.spanId,
-      spanId,
+      sendId,
     );
     assertEquals(page.errors, [], `missing: ${missing}`);
     await new Promise((resolve) => setTimeout(resolve, 1)); // the exporter's report

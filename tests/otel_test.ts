@@ -17,11 +17,12 @@ import {
   SimpleSpanProcessor,
   W3CTraceContextPropagator,
 } from "./deps/otel.ts";
-import { assert, assertEquals, assertThrows } from "@std/assert";
+import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import {
   defineRequest,
   Endpoint,
   int,
+  InvalidRequestError,
   memoryTransport,
   natsTransport,
   NoRespondersError,
@@ -30,7 +31,7 @@ import {
   TimeoutError,
 } from "../mod.ts";
 import { instrument } from "../otel.ts";
-import { natsFixture } from "./helpers/fixture.ts";
+import { memoryFixture, natsFixture } from "./helpers/fixture.ts";
 import { connectWs } from "./helpers/connect.ts";
 
 const exporter = new InMemorySpanExporter();
@@ -124,40 +125,45 @@ Deno.test("otel - a caller, a handler and the handler's own request to a second 
   }
 });
 
-Deno.test("otel - every outcome but a reply sets the error status; an error reply's code is on the handler's span", async () => {
-  exporter.reset();
-  const bus = memoryTransport();
-  await using caller = new Endpoint(bus);
-  await using responder = new Endpoint(bus);
-  using _c = instrument(caller);
-  using _r = instrument(responder);
-  responder.handle(Stock, ({ sku }) => {
-    if (sku === "gone") throw new ReplyError(409, "out of stock");
-    return new Promise<number>(() => {}); // never answers
+for (const makeFixture of [natsFixture, memoryFixture]) {
+  const where = makeFixture === natsFixture ? "nats" : "memory";
+  Deno.test(`otel - every outcome but a reply sets the error status; an error reply's code is on the handler's span (${where})`, async () => {
+    exporter.reset();
+    await using fx = await makeFixture();
+    await using caller = new Endpoint(fx.caller);
+    await using responder = new Endpoint(fx.responder);
+    using _c = instrument(caller);
+    using _r = instrument(responder);
+    await responder.handle(Stock, ({ sku }) => {
+      if (sku === "gone") throw new ReplyError(409, "out of stock");
+      return new Promise<number>(() => {}); // never answers
+    }).ready;
+    await fx.ready();
+    await caller.request(Stock, { sku: "gone" }).catch(() => {});
+    await caller.request(Stock, { sku: "slow" }, { timeout: 50 }).catch((e) =>
+      assert(e instanceof TimeoutError)
+    );
+    await caller.request(Quote, { sku: "x" }).catch((e) => assert(e instanceof NoRespondersError));
+    const sends = exporter.getFinishedSpans().filter((s) => s.kind === SpanKind.CLIENT);
+    assertEquals(sends.map((s) => s.attributes["callbacks.outcome"]), [
+      "remote-error",
+      "timeout",
+      "no-responders",
+    ]);
+    assertEquals(sends.map((s) => s.attributes["error.type"]), ["409", "timeout", "no-responders"]);
+    for (const span of sends) {
+      assertEquals(span.status.code, SpanStatusCode.ERROR);
+      assertEquals(span.events.filter((e) => e.name === "exception").length, 1, span.name);
+    }
+    const served = exporter.getFinishedSpans().find((s) => s.kind === SpanKind.SERVER)!;
+    assertEquals([served.status.code, served.attributes["error.type"]], [
+      SpanStatusCode.ERROR,
+      "409",
+    ]);
+    assertEquals(served.status.message, "out of stock");
+    await exported();
   });
-  await caller.request(Stock, { sku: "gone" }).catch(() => {});
-  await caller.request(Stock, { sku: "slow" }, { timeout: 50 }).catch((e) =>
-    assert(e instanceof TimeoutError)
-  );
-  await caller.request(Quote, { sku: "x" }).catch((e) => assert(e instanceof NoRespondersError));
-  const sends = exporter.getFinishedSpans().filter((s) => s.kind === SpanKind.CLIENT);
-  assertEquals(sends.map((s) => s.attributes["callbacks.outcome"]), [
-    "remote-error",
-    "timeout",
-    "no-responders",
-  ]);
-  for (const span of sends) {
-    assertEquals(span.status.code, SpanStatusCode.ERROR);
-    assertEquals(span.events.filter((e) => e.name === "exception").length, 1, span.name);
-  }
-  const served = exporter.getFinishedSpans().find((s) => s.kind === SpanKind.SERVER)!;
-  assertEquals([served.status.code, served.attributes["error.type"]], [
-    SpanStatusCode.ERROR,
-    "409",
-  ]);
-  assertEquals(served.status.message, "out of stock");
-  await exported();
-});
+}
 
 Deno.test("otel - traceparent is on the wire for a plain subscriber, and a plain requester's is continued", async () => {
   exporter.reset();
@@ -219,7 +225,7 @@ Deno.test("otel - a held and resent request is one span with events; disposing s
   assertEquals(await caller.request(Stock, { sku: "b" }), 1);
   assertEquals(exporter.getFinishedSpans().length, 1, "no span once disposed");
   using again = instrument(caller); // free again
-  // A gather is one span too, with how many replies it received.
+  // A gather is one span too.
   exporter.reset();
   const all = await Array.fromAsync(caller.requestMany(Stock, { sku: "c" }, { max: 1 }));
   assertEquals(all.length, 1);
@@ -227,5 +233,36 @@ Deno.test("otel - a held and resent request is one span with events; disposing s
   assertEquals([gather?.name, gather?.attributes["callbacks.gather"]], ["send otel.stock", true]);
   assertEquals(gather?.attributes["callbacks.outcome"], "reply");
   again.stop();
+  await exported();
+});
+
+Deno.test("otel - the trace headers count against max_payload; a broken tracer leaves requests untraced, not broken", async () => {
+  exporter.reset();
+  const bus = memoryTransport({ maxPayload: 300 });
+  await using caller = new Endpoint(bus);
+  await using responder = new Endpoint(bus);
+  responder.handle(Stock, () => 2);
+  // Fits without the trace context, not with it.
+  const sku = "x".repeat(180);
+  assertEquals(await caller.request(Stock, { sku }), 2);
+  const tracing = instrument(caller);
+  await assertRejects(() => caller.request(Stock, { sku }), InvalidRequestError, "max_payload");
+  assertEquals(caller.pending, 0);
+  const [unsent] = exporter.getFinishedSpans();
+  assertEquals([unsent?.attributes["callbacks.outcome"], unsent?.status.code], [
+    "unsent",
+    SpanStatusCode.ERROR,
+  ]);
+  tracing.stop();
+  // A tracer that throws: the request goes out untraced.
+  using _broken = instrument(caller, {
+    tracer: {
+      startSpan() {
+        throw new Error("broken tracer");
+      },
+    },
+  });
+  assertEquals(await caller.request(Stock, { sku: "y" }), 2);
+  assertEquals(caller.pending, 0);
   await exported();
 });

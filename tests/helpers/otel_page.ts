@@ -1,10 +1,12 @@
 /// <reference lib="dom" />
 /**
  * A browser page's script for the tracing test: it traces its endpoint with
- * `@seed/callbacks/otel` over `@opentelemetry/api` alone (no SDK in the
- * page: a parent span context of its own, a small stack context manager and a
- * W3C `traceparent` propagator), makes one request to the NATS server at
- * `?ws=`, and writes the trace it sent and the reply into `<body data-…>`.
+ * `@seed/callbacks/otel` over `@opentelemetry/api` and a small recording
+ * tracer of its own (a stand-in for a browser SDK: new span ids, children of
+ * the active span), a stack context manager and a W3C `traceparent`
+ * propagator; makes one request to the NATS server at `?ws=` inside a parent
+ * span; and writes the trace id, its `send` span's id and kind, and the reply
+ * into `<body data-…>`.
  */
 
 import * as v from "valibot";
@@ -14,6 +16,8 @@ import {
   context,
   propagation,
   ROOT_CONTEXT,
+  type Span,
+  type SpanOptions,
   trace,
   TraceFlags,
 } from "@opentelemetry/api";
@@ -57,6 +61,38 @@ propagation.setGlobalPropagator({
   fields: () => ["traceparent"],
 });
 
+/** Spans ended on the page: name, span id, kind. */
+const ended: { name: string; spanId: string; kind: number }[] = [];
+trace.setGlobalTracerProvider({
+  getTracer: () => ({
+    startSpan(name: string, options?: SpanOptions, ctx?: Context): Span {
+      const parent = trace.getSpanContext(ctx ?? context.active());
+      const own = {
+        traceId: parent?.traceId ?? hex(16),
+        spanId: hex(8),
+        traceFlags: TraceFlags.SAMPLED,
+      };
+      const span: Span = {
+        spanContext: () => own,
+        setAttribute: () => span,
+        setAttributes: () => span,
+        addEvent: () => span,
+        addLink: () => span,
+        addLinks: () => span,
+        setStatus: () => span,
+        updateName: () => span,
+        end: () => void ended.push({ name, spanId: own.spanId, kind: options?.kind ?? 0 }),
+        isRecording: () => true,
+        recordException: () => {},
+      };
+      return span;
+    },
+    startActiveSpan: () => {
+      throw new Error("not used");
+    },
+  }),
+});
+
 const hex = (bytes: number) =>
   [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, "0"))
     .join("");
@@ -76,6 +112,8 @@ try {
     () => endpoint.request(Traced, { from: "page" }, { timeout: 5_000 }),
   );
   document.body.dataset.reply = String(reply);
+  const send = ended.find((span) => span.name === "send otel.browser");
+  document.body.dataset.send = `${send?.spanId} ${send?.kind}`;
 } catch (error) {
   document.body.dataset.reply = `error: ${error}`;
 }
