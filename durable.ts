@@ -68,7 +68,8 @@ const NAME = /^[A-Za-z0-9_-]+$/;
  * @returns The transport, for `new Endpoint(transport)`; `close()` frees the name.
  * @throws {DurableError} The server has no JetStream (`no-jetstream`), or another live instance
  * holds the name (`name-in-use`).
- * @throws {TypeError} A name or prefix that is not a subject token, or options out of range.
+ * @throws {TypeError} A name, stream or prefix the server would refuse.
+ * @throws {RangeError} `maxAge` or `ackWait` under a second.
  *
  * @example Refused: the name is taken
  * ```ts ignore
@@ -100,7 +101,11 @@ export async function durableTransport(
     );
   }
   if (typeof stream !== "string" || !NAME.test(stream)) {
-    throw new TypeError(`durableTransport: stream must be a stream name, got ${stream}`);
+    throw new TypeError(
+      `durableTransport: stream must be letters, digits, "_" and "-", got ${
+        JSON.stringify(stream)
+      }`,
+    );
   }
   for (const [what, value] of [["maxAge", maxAge], ["ackWait", ackWait]] as const) {
     if (typeof value !== "number" || !(value >= 1_000)) {

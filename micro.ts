@@ -90,7 +90,9 @@ export async function addService(endpoint: Endpoint, config: ServiceConfig): Pro
     throw error;
   }
   if (service.stopped) {
-    throw new ClosedError("addService: the endpoint was closed before the service was ready");
+    throw new ClosedError(
+      "addService: the endpoint was closed before the service was ready: add the service to an open endpoint",
+    );
   }
   return service;
 }

@@ -172,8 +172,8 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
     this.#sendOnly = settings.sendOnly;
     this.#logErrors = settings.logErrors;
     this.#inbox = new ReplyInbox(transport, settings.inboxPrefix, {
-      reply: (id, message, recovered) =>
-        recovered ? this.#recover(id, message) : this.#receiveReply(id, message),
+      reply: (id, message) => this.#receiveReply(id, message),
+      recovered: (id, message) => this.#recover(id, message),
       failed: (subject, cause) => this.#inboxFailed(subject, cause),
     });
     this.#unwatch = transport.watch?.((status) => this.#connectionChanged(status));

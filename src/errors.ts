@@ -322,7 +322,7 @@ export class ReplyError extends CallbackError {
  * @example Telling a name in use apart
  * ```ts
  * import { assert } from "@std/assert";
- * import { DurableError } from "./errors.ts";
+ * import { DurableError } from "@seed/callbacks/durable";
  * const error = new DurableError("the durable name checkout-1 is in use", { reason: "name-in-use" });
  * assert(error.reason === "name-in-use");
  * ```

@@ -114,7 +114,7 @@ export class Gather<T> implements AsyncIterableIterator<Result<T>> {
   next(): Promise<IteratorResult<Result<T>>> {
     if (this.#state === "new") {
       try {
-        checkGather(this.#max, this.#idle, this.#sentinel);
+        checkGather({ max: this.#max, idle: this.#idle, sentinel: this.#sentinel });
         this.#state = "open";
         this.#host.start(this as Gather<unknown>);
       } catch (error) {
@@ -244,7 +244,8 @@ function isSentinel(message: TransportMessage): boolean {
   }
 }
 
-function checkGather(max: number, idle: number | undefined, sentinel: unknown): void {
+function checkGather(options: { max: number; idle: number | undefined; sentinel: unknown }): void {
+  const { max, idle, sentinel } = options;
   if (max !== Infinity && !(Number.isInteger(max) && max >= 1)) {
     throw new RangeError(`requestMany option max must be a whole number, at least 1, got ${max}`);
   }

@@ -36,12 +36,13 @@ export function checkInboxPrefix(prefix: unknown): string {
 
 /** What an inbox tells its endpoint. */
 export interface InboxListener {
+  /** A reply for the request with this id (any string: the sender chose the subject). */
+  reply(id: string, message: TransportMessage): void;
   /**
-   * A reply for the request with this id (any string: the sender chose the
-   * subject); `recovered` when it was sent to an earlier inbox of the same
-   * durable name (kept by the transport while no instance ran).
+   * A reply sent to an earlier inbox of the same durable name, kept by the
+   * transport while no instance ran.
    */
-  reply(id: string, message: TransportMessage, recovered: boolean): void;
+  recovered(id: string, message: TransportMessage): void;
   /** The subscription failed (permissions, most often); the inbox is closed. */
   failed(subject: string, cause: Error): void;
 }
@@ -81,7 +82,8 @@ export class ReplyInbox {
         } catch {
           return; // no subject, no request to settle
         }
-        this.#listener.reply(id, message, !own);
+        if (own) this.#listener.reply(id, message);
+        else this.#listener.recovered(id, message);
       },
       {
         onError: (cause) => {

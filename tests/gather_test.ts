@@ -252,9 +252,12 @@ for (const makeFixture of [natsFixture, memoryFixture]) {
   });
 
   test("abort before sends nothing; abort during rejects with the signal's reason", async (fx) => {
-    const responders = carriers(fx, [
-      (sku) => sku === "hang" ? new Promise<Quote>(() => {}) : { carrier: "A", price: 1 },
-    ]);
+    const arrived = Promise.withResolvers<void>();
+    const responders = carriers(fx, [(sku) => {
+      if (sku !== "hang") return { carrier: "A", price: 1 };
+      arrived.resolve();
+      return new Promise<Quote>(() => {});
+    }]);
     try {
       await using caller = new Endpoint(fx.caller);
       await fx.ready();
@@ -272,7 +275,7 @@ for (const makeFixture of [natsFixture, memoryFixture]) {
       const during = new AbortController();
       const iterator = caller.requestMany(GetQuote, { sku: "hang" }, { signal: during.signal });
       const first = iterator.next();
-      await new Promise((r) => setTimeout(r, 20));
+      await arrived.promise; // the request is at the responder
       during.abort(new Error("user left"));
       await assertRejects(() => first, Error, "user left");
       assertEquals(await iterator.next(), { value: undefined, done: true });
@@ -283,13 +286,17 @@ for (const makeFixture of [natsFixture, memoryFixture]) {
   });
 
   test("close() during a gather rejects it with ClosedError", async (fx) => {
-    const responders = carriers(fx, [() => new Promise<Quote>(() => {})]);
+    const arrived = Promise.withResolvers<void>();
+    const responders = carriers(fx, [() => {
+      arrived.resolve();
+      return new Promise<Quote>(() => {});
+    }]);
     try {
       const caller = new Endpoint(fx.caller);
       await fx.ready();
       const iterator = caller.requestMany(GetQuote, { sku: "x" });
       const first = iterator.next();
-      await new Promise((r) => setTimeout(r, 20));
+      await arrived.promise; // the request is at the responder
       await caller.close();
       await assertRejects(() => first, ClosedError);
       assertStrictEquals(caller.pending, 0);
@@ -366,6 +373,7 @@ Deno.test("gather - a gather outlives a reconnect: replies sent after it arrive"
       caller.addEventListener("connection", listener);
     });
     const results = Array.fromAsync(caller.requestMany(Count, 1, { max: 2 }));
+    results.catch(() => {}); // awaited below; a failure before that is reported as itself
     // Both responders have the request; their answers go out only after the reconnect.
     await asked.promise;
     await fx.server.kill();
