@@ -30,6 +30,7 @@ import {
 } from "../mod.ts";
 import { connectionFixture, type Fixture, memoryFixture, natsFixture } from "./helpers/fixture.ts";
 import { connectWs } from "./helpers/connect.ts";
+import { waitUntil } from "./helpers/nats_cluster.ts";
 
 const GetQuote = defineRequest({
   subject: "quotes.get",
@@ -379,7 +380,8 @@ Deno.test("gather - a gather outlives a reconnect: replies sent after it arrive"
     await fx.server.kill();
     await fx.server.restart();
     await reconnected;
-    await fx.ready();
+    // Both connections are back once a round trip on each succeeds.
+    await waitUntil("the reconnects", () => fx.ready().then(() => true, () => false));
     release.resolve();
     const settled = await results;
     assertEquals(settled.map((r) => r.status === "fulfilled" ? r.value : r.reason).sort(), [2, 3]);
