@@ -166,9 +166,14 @@ Deno.test("bench - the weight report measures mod.ts like bench/bundle.ts", asyn
   assert(report.natsWs.gzip > mod.size.gzip, "nats.ws was bundled");
 });
 
-Deno.test("bench - the sizing script measures its inputs with a few connections", async () => {
+/**
+ * Runs a benchmark script (`deno run -A …args`) to its end; returns what it printed and the JSON
+ * report it prints first.
+ */
+// deno-lint-ignore no-explicit-any
+async function runScript(args: string[]): Promise<{ out: string; report: Record<string, any> }> {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--v8-flags=--expose-gc", "bench/sizing.ts", "--connections", "20"],
+    args: ["run", "-A", ...args],
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",
@@ -176,7 +181,16 @@ Deno.test("bench - the sizing script measures its inputs with a few connections"
   }).output();
   const out = new TextDecoder().decode(stdout);
   assertEquals(code, 0, `${out}\n${new TextDecoder().decode(stderr)}`);
-  const r = JSON.parse(out.slice(0, out.indexOf("\n}\n") + 2));
+  return { out, report: JSON.parse(out.slice(0, out.indexOf("\n}\n") + 2)) };
+}
+
+Deno.test("bench - the sizing script measures its inputs with a few connections", async () => {
+  const { out, report: r } = await runScript([
+    "--v8-flags=--expose-gc",
+    "bench/sizing.ts",
+    "--connections",
+    "20",
+  ]);
   assertEquals([r.connections, r.pendingPerEndpoint, r.subscriptionsPerConnection], [20, 3, 1]);
   for (
     const key of [
@@ -191,16 +205,7 @@ Deno.test("bench - the sizing script measures its inputs with a few connections"
 });
 
 Deno.test("bench - the durable benchmark measures round trips, throughput and storage", async () => {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "bench/durable.ts", "--quick"],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const out = new TextDecoder().decode(stdout);
-  assertEquals(code, 0, `${out}\n${new TextDecoder().decode(stderr)}`);
-  const r = JSON.parse(out.slice(0, out.indexOf("\n}\n") + 2));
+  const { out, report: r } = await runScript(["bench/durable.ts", "--quick"]);
   for (
     const value of [
       r.latency.plain.p50,
@@ -214,16 +219,7 @@ Deno.test("bench - the durable benchmark measures round trips, throughput and st
 });
 
 Deno.test("bench - the tracing benchmark compares instrumented endpoints with one that is not", async () => {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "bench/otel.ts", "--quick"],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const out = new TextDecoder().decode(stdout);
-  assertEquals(code, 0, `${out}\n${new TextDecoder().decode(stderr)}`);
-  const r = JSON.parse(out.slice(0, out.indexOf("\n}\n") + 2));
+  const { out, report: r } = await runScript(["bench/otel.ts", "--quick"]);
   for (const value of [r.noSdk.a, r.noSdk.b, r.noSdk.ratio, r.withSdk.ratio]) {
     assertFinite(value, "a tracing measure");
   }

@@ -5,15 +5,9 @@
  */
 
 import * as v from "valibot";
-import { context, propagation, SpanKind, trace } from "@opentelemetry/api";
+import { SpanKind } from "@opentelemetry/api";
 import { assert, assertEquals } from "@std/assert";
-import {
-  AsyncLocalStorageContextManager,
-  BasicTracerProvider,
-  InMemorySpanExporter,
-  SimpleSpanProcessor,
-  W3CTraceContextPropagator,
-} from "./deps/otel.ts";
+import { exported, registerSdk } from "./helpers/otel_sdk.ts";
 import { defineRequest, Endpoint, int, natsTransport } from "../mod.ts";
 import { instrument } from "../otel.ts";
 import { bundle } from "./helpers/bundle.ts";
@@ -21,12 +15,7 @@ import { launchChromium, openPage, servePage } from "./helpers/browser.ts";
 import { connectWs } from "./helpers/connect.ts";
 import { startNatsServer } from "./helpers/nats_server.ts";
 
-const exporter = new InMemorySpanExporter();
-trace.setGlobalTracerProvider(
-  new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }),
-);
-propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+const exporter = registerSdk();
 
 const Traced = defineRequest({
   subject: "otel.browser",
@@ -80,7 +69,7 @@ Deno.test("otel - a browser page's request continues into the Deno responder's t
       sendId,
     );
     assertEquals(page.errors, [], `missing: ${missing}`);
-    await new Promise((resolve) => setTimeout(resolve, 1)); // the exporter's report
+    await exported();
   } finally {
     await nc.close();
   }

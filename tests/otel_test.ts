@@ -8,15 +8,9 @@
  */
 
 import * as v from "valibot";
-import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { headers as natsHeaders } from "nats.ws";
-import {
-  AsyncLocalStorageContextManager,
-  BasicTracerProvider,
-  InMemorySpanExporter,
-  SimpleSpanProcessor,
-  W3CTraceContextPropagator,
-} from "./deps/otel.ts";
+import { exported, registerSdk } from "./helpers/otel_sdk.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import {
   defineRequest,
@@ -34,12 +28,7 @@ import { instrument } from "../otel.ts";
 import { memoryFixture, natsFixture } from "./helpers/fixture.ts";
 import { connectWs } from "./helpers/connect.ts";
 
-const exporter = new InMemorySpanExporter();
-trace.setGlobalTracerProvider(
-  new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }),
-);
-propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+const exporter = registerSdk();
 
 const Quote = defineRequest({
   subject: "otel.quote",
@@ -52,12 +41,10 @@ const Stock = defineRequest({
   response: int(),
 });
 
-type Finished = ReturnType<InMemorySpanExporter["getFinishedSpans"]>[number];
+type Finished = ReturnType<typeof exporter.getFinishedSpans>[number];
 const parentOf = (span: Finished): string | undefined =>
   (span as unknown as { parentSpanContext?: { spanId: string } }).parentSpanContext?.spanId;
 const byName = (name: string) => exporter.getFinishedSpans().find((s) => s.name === name)!;
-/** The in-memory exporter reports each export a macrotask later: let those timers run. */
-const exported = () => new Promise((resolve) => setTimeout(resolve, 1));
 
 Deno.test("otel - a caller, a handler and the handler's own request to a second handler are one trace", async () => {
   exporter.reset();
