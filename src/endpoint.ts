@@ -130,7 +130,10 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
       );
     }
     this.#transport = transport;
-    this.#replyHandlers = new ReplyHandlers((subject, error) => this.#report(subject, error));
+    this.#replyHandlers = new ReplyHandlers({
+      report: (subject, error) => this.#report(subject, error),
+      late: (subject, id) => this.dispatchEvent(new LateReplyEvent(subject, { id })),
+    });
     this.#host = {
       transport,
       transit: new TransitClock(),
@@ -173,7 +176,7 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
     this.#logErrors = settings.logErrors;
     this.#inbox = new ReplyInbox(transport, settings.inboxPrefix, {
       reply: (id, message) => this.#receiveReply(id, message),
-      recovered: (id, message) => this.#recover(id, message),
+      recovered: (id, message) => this.#replyHandlers.recover(id, message),
       failed: (subject, cause) => this.#inboxFailed(subject, cause),
     });
     this.#unwatch = transport.watch?.((status) => this.#connectionChanged(status));
@@ -643,8 +646,7 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
   #receiveReply(id: string, message: TransportMessage): void {
     const entry = this.#pending.get(id);
     if (entry === undefined) {
-      this.#lateReply(id, message);
-      return;
+      return this.#replyHandlers.late(this.#pending.settled(id), { id, reply: message });
     }
     if (entry.gather) return entry.gather.receive(message);
     const result = readReply(entry.contract, message, entry.timeout);
@@ -710,43 +712,6 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
     entry.trace?.event("resent");
     this.dispatchEvent(new RequestEvent(subject, { id: entry.id, timeout: left }));
     entry.gather?.sent();
-  }
-
-  /**
-   * A reply kept by a durable transport for an earlier instance of this
-   * endpoint: read against the contract its request was sent with, and handed
-   * to that contract's reply handlers; one with no handler yet waits.
-   */
-  #recover(id: string, message: TransportMessage): void {
-    let subject: string | undefined;
-    try {
-      subject = message.requestSubject;
-    } catch {
-      // Unknown: reported as late below.
-    }
-    const contract = subject === undefined ? undefined : this.#replyHandlers.bySubject(subject);
-    if (contract === undefined) {
-      if (subject !== undefined && message.retryLater) return message.retryLater();
-      this.dispatchEvent(new LateReplyEvent(subject, { id }));
-      return;
-    }
-    const result = readReply(contract, message);
-    if (result.ok) {
-      this.#replyHandlers.run(contract, result.value, { id, late: true, recovered: true });
-    } else {
-      this.dispatchEvent(new LateReplyEvent(subject, { id }));
-      this.#report(contract.subject, result.error);
-    }
-  }
-
-  #lateReply(id: string, message: TransportMessage): void {
-    const contract = this.#pending.settled(id);
-    this.dispatchEvent(new LateReplyEvent(contract?.subject, { id }));
-    if (contract === undefined || !this.#replyHandlers.has(contract)) return;
-    const result = readReply(contract, message);
-    if (result.ok) {
-      this.#replyHandlers.run(contract, result.value, { id, late: true, recovered: false });
-    }
   }
 
   /** Settles a waiting request with an error made for it; nothing if it already settled. */

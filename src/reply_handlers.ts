@@ -1,11 +1,15 @@
 /**
- * Client-side reply handlers (`endpoint.onReply`): they see an object
- * contract's replies after the callback, and its late replies.
+ * Client-side reply handlers (`endpoint.onReply`), and what becomes of a
+ * reply no callback waits for: they see a contract's replies after the
+ * callback, its late replies, and the replies a durable transport kept for
+ * this endpoint while no instance of it ran.
  *
  * @module
  */
 
 import type { Contract, ReplyOf } from "./contract.ts";
+import { readReply } from "./reply.ts";
+import type { TransportMessage } from "./transport.ts";
 
 /** Sees object replies of one contract, after the callback, and its late replies. */
 export type ReplyHandler<C extends Contract> = (
@@ -23,14 +27,22 @@ export interface ReplyInfo {
   readonly recovered: boolean;
 }
 
+/** What reply handlers tell their endpoint. */
+export interface ReplyHandlersHost {
+  /** Reports a handler that threw, or a kept reply against its contract (an `error` event). */
+  report(subject: string, error: unknown): void;
+  /** A reply no callback waited for (a `late-reply` event); `subject` when its contract is known. */
+  late(subject: string | undefined, id: string): void;
+}
+
 /** The reply handlers of one endpoint, by contract. */
 export class ReplyHandlers {
   readonly #handlers = new Map<Contract, Set<ReplyHandler<Contract>>>();
-  readonly #report: (subject: string, error: unknown) => void;
+  readonly #host: ReplyHandlersHost;
 
-  /** @param report Reports a handler that threw (an `error` event). */
-  constructor(report: (subject: string, error: unknown) => void) {
-    this.#report = report;
+  /** @param host Where errors and late replies are reported. */
+  constructor(host: ReplyHandlersHost) {
+    this.#host = host;
   }
 
   /** Adds a handler; returns what removes it. */
@@ -49,10 +61,42 @@ export class ReplyHandlers {
     return this.#handlers.has(contract);
   }
 
-  /** The contract with handlers whose subject is `subject`, if any. */
-  bySubject(subject: string): Contract | undefined {
-    for (const contract of this.#handlers.keys()) if (contract.subject === subject) return contract;
-    return undefined;
+  /**
+   * A reply whose callback already settled (`contract` is the one it was
+   * sent with, when it is still remembered): a late reply, read and handed to
+   * the contract's handlers if it has any.
+   */
+  late(contract: Contract | undefined, message: { id: string; reply: TransportMessage }): void {
+    const { id, reply } = message;
+    this.#host.late(contract?.subject, id);
+    if (contract === undefined || !this.#handlers.has(contract)) return;
+    const result = readReply(contract, reply);
+    if (result.ok) this.run(contract, result.value, { id, late: true, recovered: false });
+  }
+
+  /**
+   * A reply a durable transport kept for an earlier instance of this
+   * endpoint: read against the contract its request was sent with, and
+   * handed to that contract's handlers; one whose contract has no handler
+   * yet is delivered again later.
+   */
+  recover(id: string, reply: TransportMessage): void {
+    let subject: string | undefined;
+    try {
+      subject = reply.requestSubject;
+    } catch {
+      // Unknown: reported as late below.
+    }
+    let contract: Contract | undefined;
+    for (const known of this.#handlers.keys()) if (known.subject === subject) contract = known;
+    if (contract === undefined) {
+      if (subject !== undefined && reply.retryLater) return reply.retryLater();
+      return this.#host.late(subject, id);
+    }
+    const result = readReply(contract, reply);
+    if (result.ok) return this.run(contract, result.value, { id, late: true, recovered: true });
+    this.#host.late(subject, id);
+    this.#host.report(contract.subject, result.error);
   }
 
   /**
@@ -75,7 +119,7 @@ export class ReplyHandlers {
         try {
           handler(value as never, info);
         } catch (error) {
-          this.#report(contract.subject, error);
+          this.#host.report(contract.subject, error);
         }
       }
     });
