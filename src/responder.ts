@@ -112,13 +112,18 @@ export class Responder<C extends Contract> {
    */
   serve(message: TransportMessage): void {
     const contract = this.#contract;
-    let trace: ServeTrace | undefined;
-    try {
-      trace = this.#host.hooks.serve?.({ subject: contract.subject, message });
-    } catch (error) {
-      this.#host.report(contract.subject, error); // served untraced
+    let served = UNWATCHED;
+    // Only a traced or observed responder keeps anything per request.
+    const hook = this.#host.hooks.serve;
+    if (hook || this.#observe) {
+      let trace: ServeTrace | undefined;
+      try {
+        trace = hook?.({ subject: contract.subject, message });
+      } catch (error) {
+        this.#host.report(contract.subject, error); // served untraced
+      }
+      served = { start: this.#observe ? performance.now() : 0, trace };
     }
-    const served: Served = { start: this.#observe ? performance.now() : 0, trace };
     let reply = "";
     let request: Checked<unknown>;
     let budget = NaN;
@@ -361,6 +366,8 @@ export class Responder<C extends Contract> {
 }
 
 const EMPTY = new Uint8Array();
+/** What a request served neither traced nor observed carries. */
+const UNWATCHED: Served = Object.freeze({ start: 0, trace: undefined });
 const MAX_TIMER = 2_147_483_647;
 
 function stopped(contract: Contract): ClosedError {
