@@ -23,6 +23,7 @@ import {
   type RequestEvent,
   type Transport,
 } from "../mod.ts";
+import { waitUntil } from "./helpers/nats_cluster.ts";
 
 const Reserve = defineRequest({
   subject: "stock.reserve",
@@ -49,25 +50,33 @@ function blind(bus: Transport): Transport {
   };
 }
 
-/** A handler that waits for `release` and counts its runs. */
+/**
+ * A handler that waits for `release` and counts its runs; `answered` resolves
+ * once its answer has been handed to the transport (or held).
+ */
 function gated() {
   const release = Promise.withResolvers<void>();
   const started = Promise.withResolvers<void>();
+  const finished = Promise.withResolvers<void>();
   const state = { runs: 0 };
   const handler = async () => {
     state.runs++;
     started.resolve();
     await release.promise;
+    finished.resolve();
     return 42;
   };
-  return { release, started, state, handler };
+  // The responder publishes (or holds) the answer in the microtasks after the handler returns:
+  // a macrotask after it finished, that is done.
+  const answered = finished.promise.then(() => new Promise((resolve) => setTimeout(resolve, 0)));
+  return { release, started, answered, state, handler };
 }
 
 Deno.test("idempotent - a reply lost in a drop: the request is sent again with the same id and answered from memory", async () => {
   const bus = memoryTransport();
   await using responder = new Endpoint(blind(bus));
   await using caller = new Endpoint(bus);
-  const { release, started, state, handler } = gated();
+  const { release, started, answered, state, handler } = gated();
   responder.handle(Reserve, handler);
   const ids: string[] = [];
   caller.addEventListener("request", (e: RequestEvent) => ids.push(e.id));
@@ -76,7 +85,7 @@ Deno.test("idempotent - a reply lost in a drop: the request is sent again with t
   bus.disconnect();
   release.resolve();
   // The handler answers while the connection is down: the answer is lost.
-  await new Promise((resolve) => setTimeout(resolve, 10));
+  await answered;
   assertEquals(caller.pending, 1);
   bus.reconnect();
   assertEquals(await reply, 42);
@@ -118,7 +127,7 @@ Deno.test("idempotent - a non-idempotent request in flight during a drop is not 
   const bus = memoryTransport();
   await using responder = new Endpoint(blind(bus));
   await using caller = new Endpoint(bus);
-  const { release, started, state, handler } = gated();
+  const { release, started, answered, state, handler } = gated();
   responder.handle(Charge, handler);
   let sent = 0;
   caller.addEventListener("request", () => sent++);
@@ -126,7 +135,7 @@ Deno.test("idempotent - a non-idempotent request in flight during a drop is not 
   await started.promise;
   bus.disconnect();
   release.resolve();
-  await new Promise((resolve) => setTimeout(resolve, 10));
+  await answered; // lost while the connection is down
   bus.reconnect();
   const error = await reply;
   assertInstanceOf(error, DisconnectedError);
@@ -165,7 +174,7 @@ Deno.test("idempotent - a responder's answer made while its own connection is do
   const bus = memoryTransport();
   await using responder = new Endpoint(bus);
   await using caller = new Endpoint(bus);
-  const { release, started, state, handler } = gated();
+  const { release, started, answered, state, handler } = gated();
   responder.handle(Charge, handler);
   let sent = 0;
   caller.addEventListener("request", () => sent++);
@@ -173,7 +182,7 @@ Deno.test("idempotent - a responder's answer made while its own connection is do
   await started.promise;
   bus.disconnect();
   release.resolve();
-  await new Promise((resolve) => setTimeout(resolve, 10));
+  await answered; // held by the responder while its connection is down
   bus.reconnect();
   // Not idempotent, so not sent again: the responder held its answer and sent it.
   assertEquals(await reply, 42);
@@ -196,7 +205,7 @@ Deno.test("idempotent - a plain NATS client reusing one reply subject for differ
         reply: "plain.inbox",
       });
     }
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await waitUntil("both answers", () => Promise.resolve(answers.length === 2));
     assertEquals(bodies, ["a", "abcdef"]);
     assertEquals(answers, ["1", "6"]);
   } finally {
