@@ -32,7 +32,7 @@ import {
   type SettleEvent,
 } from "../mod.ts";
 import { type Fixture, memoryFixture, natsFixture } from "./helpers/fixture.ts";
-import { pick, prng } from "./helpers/prng.ts";
+import { assertReached, pick, prng, SEED, seeded } from "./helpers/prng.ts";
 import { RawResponders } from "./helpers/raw_responders.ts";
 
 const Gathered = defineRequest({
@@ -224,8 +224,6 @@ async function run(fx: Fixture, seed: number, batches: number, perBatch: number)
   return { seen, gathers };
 }
 
-const SEED = Number(Deno.env.get("SEED") ?? Math.floor(Math.random() * 2 ** 31));
-
 for (
   const [name, makeFixture, batches, perBatch] of [
     ["memory", memoryFixture, 9, 120],
@@ -234,24 +232,18 @@ for (
 ) {
   Deno.test(`exactly once - random gathers end once each, over ${name} (seed ${SEED})`, async () => {
     await using fx = await makeFixture();
-    try {
-      const { seen, gathers } = await run(fx, SEED, batches, perBatch);
+    await seeded(async (seed) => {
+      const { seen, gathers } = await run(fx, seed, batches, perBatch);
       assertStrictEquals(gathers, batches * perBatch);
-      for (
-        const what of [
-          "reply/max",
-          "reply/idle",
-          "reply/timeout",
-          "reply/return",
-          "abort/abort",
-          "closed/closed",
-          "late-reply",
-        ]
-      ) {
-        assert((seen.get(what) ?? 0) > 0, `no ${what} in ${JSON.stringify([...seen])}`);
-      }
-    } catch (error) {
-      throw new Error(`failed with SEED=${SEED}: ${(error as Error).message}`, { cause: error });
-    }
+      assertReached(seen, [
+        "reply/max",
+        "reply/idle",
+        "reply/timeout",
+        "reply/return",
+        "abort/abort",
+        "closed/closed",
+        "late-reply",
+      ]);
+    });
   });
 }

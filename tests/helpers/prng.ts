@@ -15,3 +15,27 @@ export function prng(seed: number): () => number {
 /** One of `items`, at random. */
 export const pick = <T>(random: () => number, items: readonly T[]): T =>
   items[Math.floor(random() * items.length)]!;
+
+/** This run's seed: `SEED` from the environment, else a random one (named on failure). */
+export const SEED: number = Number(Deno.env.get("SEED") ?? Math.floor(Math.random() * 2 ** 31));
+
+/** Runs a property test with {@linkcode SEED}; a failure names the seed that reruns it. */
+export async function seeded(test: (seed: number) => Promise<void>): Promise<void> {
+  try {
+    await test(SEED);
+  } catch (error) {
+    throw new Error(`failed with SEED=${SEED}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** Throws unless each of `outcomes` was seen: the invariants were not checked vacuously. */
+export function assertReached(
+  seen: ReadonlyMap<string, number>,
+  outcomes: readonly string[],
+): void {
+  for (const what of outcomes) {
+    if ((seen.get(what) ?? 0) === 0) {
+      throw new Error(`no ${what} in ${JSON.stringify([...seen])}`);
+    }
+  }
+}
