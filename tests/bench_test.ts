@@ -18,15 +18,7 @@ Deno.test("bench - the benchmark runs end to end with tiny counts", async () => 
   const dir = await Deno.makeTempDir({ prefix: "bench-test-" });
   try {
     const json = `${dir}/out.json`;
-    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "bench/bench.ts", "--quick", "--json", json],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).output();
-    const out = new TextDecoder().decode(stdout);
-    assertEquals(code, 0, `${out}\n${new TextDecoder().decode(stderr)}`);
+    const out = await runScript(["bench/bench.ts", "--quick", "--json", json]);
     assert(out.includes("| measure |"), "prints the Markdown table");
     assert((await Deno.readTextFile(`${dir}/out.md`)).includes("| measure |"), "writes the .md");
 
@@ -166,12 +158,8 @@ Deno.test("bench - the weight report measures mod.ts like bench/bundle.ts", asyn
   assert(report.natsWs.gzip > mod.size.gzip, "nats.ws was bundled");
 });
 
-/**
- * Runs a benchmark script (`deno run -A …args`) to its end; returns what it printed and the JSON
- * report it prints first.
- */
-// deno-lint-ignore no-explicit-any
-async function runScript(args: string[]): Promise<{ out: string; report: Record<string, any> }> {
+/** Runs a benchmark script (`deno run -A …args`) to a successful end; returns what it printed. */
+async function runScript(args: string[]): Promise<string> {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", ...args],
     cwd: ROOT,
@@ -181,16 +169,23 @@ async function runScript(args: string[]): Promise<{ out: string; report: Record<
   }).output();
   const out = new TextDecoder().decode(stdout);
   assertEquals(code, 0, `${out}\n${new TextDecoder().decode(stderr)}`);
-  return { out, report: JSON.parse(out.slice(0, out.indexOf("\n}\n") + 2)) };
+  return out;
+}
+
+/** The JSON report a benchmark script prints before its table. */
+// deno-lint-ignore no-explicit-any
+function reportOf(out: string): Record<string, any> {
+  return JSON.parse(out.slice(0, out.indexOf("\n}\n") + 2));
 }
 
 Deno.test("bench - the sizing script measures its inputs with a few connections", async () => {
-  const { out, report: r } = await runScript([
+  const out = await runScript([
     "--v8-flags=--expose-gc",
     "bench/sizing.ts",
     "--connections",
     "20",
   ]);
+  const r = reportOf(out);
   assertEquals([r.connections, r.pendingPerEndpoint, r.subscriptionsPerConnection], [20, 3, 1]);
   for (
     const key of [
@@ -205,7 +200,8 @@ Deno.test("bench - the sizing script measures its inputs with a few connections"
 });
 
 Deno.test("bench - the durable benchmark measures round trips, throughput and storage", async () => {
-  const { out, report: r } = await runScript(["bench/durable.ts", "--quick"]);
+  const out = await runScript(["bench/durable.ts", "--quick"]);
+  const r = reportOf(out);
   for (
     const value of [
       r.latency.plain.p50,
@@ -219,7 +215,8 @@ Deno.test("bench - the durable benchmark measures round trips, throughput and st
 });
 
 Deno.test("bench - the tracing benchmark compares instrumented endpoints with one that is not", async () => {
-  const { out, report: r } = await runScript(["bench/otel.ts", "--quick"]);
+  const out = await runScript(["bench/otel.ts", "--quick"]);
+  const r = reportOf(out);
   for (const value of [r.noSdk.a, r.noSdk.b, r.noSdk.ratio, r.withSdk.ratio]) {
     assertFinite(value, "a tracing measure");
   }
