@@ -68,7 +68,8 @@ function gated() {
   };
   // The responder publishes (or holds) the answer in the microtasks after the handler returns:
   // a macrotask after it finished, that is done.
-  const answered = finished.promise.then(() => new Promise((resolve) => setTimeout(resolve, 0)));
+  const answered = () =>
+    finished.promise.then(() => new Promise((resolve) => setTimeout(resolve, 0)));
   return { release, started, answered, state, handler };
 }
 
@@ -85,7 +86,7 @@ Deno.test("idempotent - a reply lost in a drop: the request is sent again with t
   bus.disconnect();
   release.resolve();
   // The handler answers while the connection is down: the answer is lost.
-  await answered;
+  await answered();
   assertEquals(caller.pending, 1);
   bus.reconnect();
   assertEquals(await reply, 42);
@@ -135,7 +136,7 @@ Deno.test("idempotent - a non-idempotent request in flight during a drop is not 
   await started.promise;
   bus.disconnect();
   release.resolve();
-  await answered; // lost while the connection is down
+  await answered(); // lost while the connection is down
   bus.reconnect();
   const error = await reply;
   assertInstanceOf(error, DisconnectedError);
@@ -182,7 +183,7 @@ Deno.test("idempotent - a responder's answer made while its own connection is do
   await started.promise;
   bus.disconnect();
   release.resolve();
-  await answered; // held by the responder while its connection is down
+  await answered(); // held by the responder while its connection is down
   bus.reconnect();
   // Not idempotent, so not sent again: the responder held its answer and sent it.
   assertEquals(await reply, 42);
