@@ -346,3 +346,44 @@ export class DurableError extends CallbackError {
     this.reason = options.reason;
   }
 }
+
+/**
+ * Why a Worker's callback could not go through its callbacks Durable
+ * Object: `config` (the object's NATS settings are missing or wrong),
+ * `connect` (NATS refused the object's connection, e.g. its credentials),
+ * `protocol` (the Worker and the object do not understand each other: deploy
+ * them from one version), `object` (the object failed).
+ */
+export type EdgeErrorReason = "config" | "connect" | "protocol" | "object";
+
+/**
+ * A Worker's callback could not go through its callbacks Durable Object for
+ * a reason of the deployment, not of the request: the message says which and
+ * what to fix. (A NATS connection that is down, or a responder that does not
+ * answer, give the same errors as an endpoint: `DisconnectedError`,
+ * `TimeoutError`, `NoRespondersError`.)
+ *
+ * @example Telling a missing setting apart
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { EdgeError } from "@seed/callbacks/cloudflare";
+ * const error = new EdgeError("set NATS_SERVERS", { reason: "config" });
+ * assert(error.reason === "config" && error.name === "EdgeError");
+ * ```
+ */
+export class EdgeError extends CallbackError {
+  /** The error's name, for logs and for telling errors apart. */
+  override readonly name = "EdgeError";
+  /** Why: `config`, `connect`, `protocol` or `object`. */
+  readonly reason: EdgeErrorReason;
+  /**
+   * Makes an EdgeError.
+   *
+   * @param message What happened and what to do.
+   * @param options `reason`, and the `cause`.
+   */
+  constructor(message: string, options: ErrorOptions & { reason: EdgeErrorReason }) {
+    super(message, options);
+    this.reason = options.reason;
+  }
+}

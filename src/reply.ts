@@ -98,7 +98,11 @@ function read(contract: Contract, message: TransportMessage, timeout?: number): 
     : invalid(subject, summarize(decoded.issues), { issues: decoded.issues });
 }
 
-function invalid(
+/**
+ * The result of a reply that does not fit its contract: an
+ * `InvalidReplyError` saying why, in the words every reply reader uses.
+ */
+export function invalid(
   subject: string,
   why: string,
   options: { issues?: readonly Issue[]; cause?: unknown } = {},

@@ -18,7 +18,15 @@ async function* sources(dir: string): AsyncGenerator<string> {
 /** Every library file (what a user downloads), with its text without comments. */
 async function library(): Promise<Map<string, string>> {
   const files = new Map<string, string>();
-  const roots = ["mod.ts", "testing.ts", "deno.ts", "micro.ts", "durable.ts", "otel.ts"];
+  const roots = [
+    "mod.ts",
+    "testing.ts",
+    "deno.ts",
+    "micro.ts",
+    "durable.ts",
+    "otel.ts",
+    "cloudflare.ts",
+  ];
   const all = [...roots];
   for await (const path of sources("src/")) all.push(path);
   for await (const path of sources("deno/")) all.push(path);
@@ -56,11 +64,12 @@ Deno.test("layout - each dependency is imported by the one file that needs it", 
   assertEquals(importers(files, "@opentelemetry/api"), ["otel.ts"]);
   // The core does not reach into an add-on entry point.
   const core = [...files].filter(([path]) =>
-    !["micro.ts", "durable.ts", "otel.ts"].includes(path) && !path.startsWith("src/micro/") &&
-    !path.startsWith("src/durable/")
+    !["micro.ts", "durable.ts", "otel.ts", "cloudflare.ts"].includes(path) &&
+    !path.startsWith("src/micro/") && !path.startsWith("src/durable/") &&
+    !path.startsWith("src/cloudflare/")
   );
   assertEquals(
-    core.filter(([, code]) => /from\s+"[./]*\/?(src\/)?(micro|durable|otel)/.test(code)),
+    core.filter(([, code]) => /from\s+"[./]*\/?(src\/)?(micro|durable|otel|cloudflare)/.test(code)),
     [],
   );
 });

@@ -11,6 +11,7 @@ import { connectWs } from "./helpers/connect.ts";
 import { type NatsServer, startNatsServer } from "./helpers/nats_server.ts";
 import { bundle } from "./helpers/bundle.ts";
 import { startWorkerd, type Workerd } from "./helpers/workerd.ts";
+import { connz, monitorUrl } from "./helpers/monitor.ts";
 
 const script = await bundle(new URL("../examples/worker/worker.ts", import.meta.url), {
   platform: "browser",
@@ -48,28 +49,6 @@ interface FixtureOptions {
 
 /** How long the worker's NATS connection may take to show as closed on the server. */
 const CLOSE_DEADLINE_MS = 5_000;
-
-interface Connz {
-  num_connections: number;
-  total: number;
-  connections: { cid: number; reason?: string }[];
-}
-
-async function connz(monitor: string, state: "open" | "closed"): Promise<Connz> {
-  const res = await fetch(`${monitor}/connz?state=${state}&limit=10000`);
-  if (!res.ok) throw new Error(`/connz: ${res.status} ${await res.text()}`);
-  return await res.json() as Connz;
-}
-
-/** The monitoring URL nats-server wrote to its ports file (`http: "127.0.0.1:-1"` in the config). */
-async function monitorUrl(server: NatsServer): Promise<string> {
-  const ports = JSON.parse(
-    await Deno.readTextFile(`${server.dir}/nats-server_${server.pid}.ports`),
-  ) as { monitoring?: string[] };
-  const url = ports.monitoring?.[0];
-  assert(url, `no monitoring port in the ports file: ${JSON.stringify(ports)}`);
-  return url;
-}
 
 async function fixture(
   { timeoutMs = 5_000, approve = true }: FixtureOptions = {},

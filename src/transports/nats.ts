@@ -4,7 +4,7 @@
  * @module
  */
 
-import { headers as natsHeaders } from "nats.ws";
+import { type ConnectionOptions, headers as natsHeaders, type NatsConnection } from "nats.ws";
 import { connectionClosed } from "../errors.ts";
 import { assertSubscribeLine } from "../limits.ts";
 import type {
@@ -15,6 +15,24 @@ import type {
   TransportStatus,
   TransportSubscription,
 } from "../transport.ts";
+
+/**
+ * Opens a nats.ws connection, for an add-on that connects on its own (the
+ * Cloudflare callbacks object), so that this file stays the one that
+ * imports the NATS client. `creds` is a `.creds` file's text.
+ */
+export async function openNats(
+  options: ConnectionOptions & { creds?: string },
+): Promise<NatsConnection> {
+  // Imported here, so that an app that never opens a connection this way does not carry these.
+  const { connect, credsAuthenticator } = await import("nats.ws");
+  const { creds, ...rest } = options;
+  return await connect(
+    creds === undefined
+      ? rest
+      : { ...rest, authenticator: credsAuthenticator(new TextEncoder().encode(creds)) },
+  );
+}
 
 /** The part of a NATS message the transport reads. */
 export interface NatsMessageLike {

@@ -23,6 +23,11 @@ export interface WorkerdOptions {
   compatibilityDate?: string;
   /** Compatibility flags. */
   compatibilityFlags?: string[];
+  /**
+   * Durable Object namespaces, binding name → the class the script exports; their storage is
+   * in memory, so a restarted workerd starts every object afresh (as an eviction does).
+   */
+  durableObjects?: Record<string, string>;
   /** The workerd binary; defaults to env `WORKERD_BIN`, then the `workerd` npm package's. */
   bin?: string;
 }
@@ -69,8 +74,17 @@ function text(s: string): string {
 }
 
 function buildConfig(options: WorkerdOptions): string {
-  const bindings = Object.entries(options.bindings ?? {})
-    .map(([name, value]) => `(name = ${text(name)}, text = ${text(value)})`);
+  const objects = Object.entries(options.durableObjects ?? {});
+  const bindings = [
+    ...Object.entries(options.bindings ?? {})
+      .map(([name, value]) => `(name = ${text(name)}, text = ${text(value)})`),
+    ...objects.map(([name, className]) =>
+      `(name = ${text(name)}, durableObjectNamespace = ${text(className)})`
+    ),
+  ];
+  const namespaces = [...new Set(objects.map(([, className]) => className))].map((className) =>
+    `(className = ${text(className)}, uniqueKey = ${text(`test-${className}`)})`
+  );
   const flags = (options.compatibilityFlags ?? []).map(text);
   return `using Workerd = import "/workerd/workerd.capnp";
 
@@ -91,7 +105,11 @@ const worker :Workerd.Worker = (
   compatibilityDate = ${text(options.compatibilityDate ?? pkg.compatibilityDate)},
   compatibilityFlags = [${flags.join(", ")}],
   bindings = [${bindings.join(", ")}],
-  globalOutbound = "internet",
+  globalOutbound = "internet",${
+    namespaces.length === 0 ? "" : `
+  durableObjectNamespaces = [${namespaces.join(", ")}],
+  durableObjectStorage = (inMemory = void),`
+  }
 );
 `;
 }
