@@ -448,3 +448,24 @@ Deno.test("cloudflare - nats-server restarted while requests flow: held, then an
   assertEquals(await Promise.all(during), Array.from({ length: 20 }, (_, i) => i % 2 ? 5 : 0));
   assertEquals(f.object.stats(), { connected: true, pending: 0, connections: 1 });
 });
+
+Deno.test("cloudflare - the time spent connecting counts against the request, whose errors tell the Worker's timeout", async () => {
+  await using f = await edge();
+  await using gate = new Gate(f.server.wsPort);
+  await using object = new CallbacksObject({}, { NATS_SERVERS: `ws://127.0.0.1:${gate.port}` });
+  const endpoint = edgeEndpoint(namespaceOf(object));
+  const started = performance.now();
+  const aborted = f.responders.nextSlowAbort();
+  const pending = endpoint.request(EdgeStock, { sku: "slow" }, { timeout: 800 });
+  await waitUntil(
+    "the request waits in the object",
+    () => Promise.resolve(object.stats().pending === 1),
+  );
+  await new Promise((resolve) => setTimeout(resolve, 200)); // connecting takes a while
+  gate.open = true;
+  const error = await assertRejects(() => pending, TimeoutError, "within 800 ms");
+  const elapsed = performance.now() - started;
+  assertEquals([error.subject, error.timeout], ["edge.stock", 800]);
+  assert(elapsed >= 795 && elapsed < 800 + EDGE_GRACE_MS, `settled after ${elapsed} ms`);
+  await aborted;
+});

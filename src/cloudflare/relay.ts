@@ -10,7 +10,7 @@
  */
 
 import { Endpoint } from "../endpoint.ts";
-import { DisconnectedError, EdgeError } from "../errors.ts";
+import { DisconnectedError, EdgeError, NoReplyError } from "../errors.ts";
 import type { EndpointOptions } from "../options.ts";
 import { type NatsConnectionLike, natsTransport } from "../transports/nats.ts";
 import { EDGE_VERSION, type EdgeAnswer, failed, readRequest } from "./protocol.ts";
@@ -94,7 +94,7 @@ export class Relay {
       });
       return { v: EDGE_VERSION, value };
     } catch (error) {
-      return failed(error);
+      return failed(restated(error, contract.subject, timeout));
     } finally {
       this.#waiting.delete(id);
     }
@@ -172,6 +172,21 @@ export class Relay {
     }).catch(() => {});
     return live;
   }
+}
+
+/**
+ * An error that tells the time the request could wait as the Worker gave it
+ * (the endpoint was given what was left of it once the connection opened).
+ */
+function restated(error: unknown, subject: string, timeout: number): unknown {
+  if (!(error instanceof NoReplyError) || error.timeout === undefined) return error;
+  if (error.timeout === timeout) return error;
+  const Class = error.constructor as typeof NoReplyError;
+  return new Class(error.message.replaceAll(`${error.timeout} ms`, `${timeout} ms`), {
+    subject,
+    timeout,
+    cause: error.cause,
+  });
 }
 
 /** The connection did not open within a request's deadline. */
