@@ -1,6 +1,7 @@
 /**
  * `deno task example:worker`: nats-server, the responders, and the Cloudflare
- * Worker (examples/worker/worker.ts) bundled with esbuild and run in workerd,
+ * Worker (examples/worker/worker.ts, with its callbacks Durable Object)
+ * bundled with esbuild and run in workerd,
  * until Ctrl-C. Its bundler and runtime are large, so they live in this file
  * alone: the other examples never download them.
  *
@@ -16,7 +17,12 @@ const script = await bundle(new URL("./worker/worker.ts", import.meta.url), {
   platform: "browser",
 });
 if (!backend.stopped.aborted) {
-  await using worker = await startWorkerd({ script, bindings: { NATS_URL: backend.wsUrl } });
+  // The Worker's callbacks go through the callbacks Durable Object (in memory here).
+  await using worker = await startWorkerd({
+    script,
+    bindings: { NATS_SERVERS: backend.wsUrl },
+    durableObjects: { CALLBACKS: "CallbacksObject" },
+  });
   console.log(`open ${worker.url}/stock/A-1   (Ctrl-C stops everything)`);
   await backend.untilStopped();
 }
