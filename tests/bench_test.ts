@@ -222,3 +222,15 @@ Deno.test("bench - the tracing benchmark compares instrumented endpoints with on
   }
   assert(out.includes("no SDK registered"), "prints the table");
 });
+
+Deno.test("bench - the edge benchmark compares a connection per request with the Durable Object", async () => {
+  const out = await runScript(["bench/edge.ts", "--quick"]);
+  const r = reportOf(out);
+  for (const way of [r.perRequest, r.object, r.noNats]) {
+    for (const value of [way.p50, way.p99, way.rps]) assertFinite(value, "an edge measure");
+    assertEquals(way.errors, 0);
+  }
+  assert(r.connections.perRequest > 0, "each request opened a connection");
+  assertEquals(r.connections.object, 0, "the object's connection was open before the run");
+  assert(out.includes("| sequential p50, ms"), "prints the table");
+});
