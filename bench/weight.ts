@@ -11,6 +11,8 @@
  * - with `@seed/callbacks/otel` on top (`@opentelemetry/api` external);
  * - with `@seed/callbacks/micro` on top (`@valibot/to-json-schema` external), what an app
  *   that makes micro services adds;
+ * - with `@seed/callbacks/cloudflare` on top: a Worker and its callbacks Durable Object (the
+ *   object's nats.ws `connect` external, as everywhere here);
  * - each of those with every string literal and template text over 12
  *   characters deleted (what the code alone weighs, without its messages);
  * - nats.ws itself (`connect` and `headers`), for scale.
@@ -124,6 +126,7 @@ export async function measureWeight(): Promise<WeightReport> {
       `export * from "./mod.ts";\nexport * from "./micro.ts";`,
       { external: [...BUNDLE_OPTIONS.external ?? [], "@valibot/to-json-schema"] },
     ],
+    ["mod.ts and cloudflare.ts", `export * from "./mod.ts";\nexport * from "./cloudflare.ts";`],
   ];
   const rows: WeightRow[] = [];
   let files: FileShare[] = [];
