@@ -19,8 +19,9 @@
  * export { CallbacksObject }; // bound as a Durable Object namespace, e.g. CALLBACKS
  *
  * export default {
- *   async fetch(request: Request, env: { CALLBACKS: DurableObjectNamespace }) {
- *     const endpoint = edgeEndpoint(env.CALLBACKS); // options: { shard, timeout }
+ *   async fetch(request: Request, env: Env, ctx: ExecutionContext) {
+ *     // options: shard, timeout, and waitUntil so an abort's message outlives the response
+ *     const endpoint = edgeEndpoint(env.CALLBACKS, { waitUntil: (p) => ctx.waitUntil(p) });
  *     const left = await endpoint.request(CheckStock, { sku: "A-1" }, { timeout: 2_000 });
  *     return Response.json({ left });
  *   },
@@ -32,7 +33,7 @@
 
 import { EdgeError } from "./src/errors.ts";
 import { type EdgeStats, Relay, type RelayConnection } from "./src/cloudflare/relay.ts";
-import type { EdgeAnswer, EdgeRequest } from "./src/cloudflare/protocol.ts";
+import { EDGE_VERSION, type EdgeAnswer, type EdgeRequest } from "./src/cloudflare/protocol.ts";
 import { settingsOf } from "./src/cloudflare/settings.ts";
 import { openNats } from "./src/transports/nats.ts";
 import { errorText } from "./src/wire.ts";
@@ -85,24 +86,27 @@ async function durableObjectBase(): Promise<DurableObjectBase> {
  */
 export const DurableObjectClass: DurableObjectBase = await durableObjectBase();
 
+/** What NATS answers to credentials it refuses (nats.ws error codes). */
+const REFUSED = /AUTH|CREDS|PERMISSION/;
+
 /** How the object connects: nats.ws, reconnecting for as long as it lives. */
 function relayFor(env: unknown): Relay {
   const settings = settingsOf(env);
-  const servers = settings instanceof EdgeError ? "(none)" : settings.servers.join(",");
+  if (settings instanceof EdgeError) {
+    return new Relay({ servers: "(none)", open: () => Promise.reject(settings) });
+  }
+  const { token, user, pass, creds, inboxPrefix, shown } = settings;
   return new Relay({
-    servers,
-    endpoint: settings instanceof EdgeError || settings.inboxPrefix === undefined
-      ? {}
-      : { inboxPrefix: settings.inboxPrefix },
+    servers: shown,
+    endpoint: inboxPrefix === undefined ? {} : { inboxPrefix },
+    // One attempt; the relay tries again while NATS cannot be reached.
     open: async (): Promise<RelayConnection> => {
-      if (settings instanceof EdgeError) throw settings;
-      const { token, user, pass, creds } = settings;
       try {
         return await openNats({
           servers: [...settings.servers],
           name: "@seed/callbacks cloudflare",
-          // Every request waits within its own deadline; the connection keeps trying.
-          waitOnFirstConnect: true,
+          timeout: 5_000,
+          // Once connected, it reconnects for as long as the object lives.
           maxReconnectAttempts: -1,
           reconnectTimeWait: 250,
           reconnectJitter: 100,
@@ -111,9 +115,10 @@ function relayFor(env: unknown): Relay {
           ...(creds === undefined ? {} : { creds }),
         });
       } catch (cause) {
+        if (!REFUSED.test(String((cause as { code?: unknown } | null)?.code))) throw cause;
         throw new EdgeError(
-          `the callbacks object could not connect to NATS at ${servers} (${errorText(cause)}): ` +
-            `check NATS_SERVERS and the credentials (NATS_TOKEN, NATS_USER and NATS_PASSWORD, NATS_CREDS)`,
+          `NATS at ${shown} refused the callbacks object's connection (${errorText(cause)}): ` +
+            `check the credentials (NATS_TOKEN, NATS_USER and NATS_PASSWORD, NATS_CREDS)`,
           { reason: "connect", cause },
         );
       }
@@ -237,7 +242,8 @@ export class CallbacksObject extends DurableObjectClass implements AsyncDisposab
       message = undefined; // answered as a message it cannot read
     }
     if (pathname === "/cancel") {
-      this.cancel((message as { id?: string } | undefined)?.id as string);
+      const { v, id } = (message ?? {}) as { v?: unknown; id?: unknown };
+      if (v === EDGE_VERSION) this.cancel(id as string);
       return new Response(null, { status: 204 });
     }
     return Response.json(await this.#relay.request(message));

@@ -3,14 +3,16 @@
  * on the first request, serving the requests of many Workers at once. A
  * request that arrives while the connection opens waits for it within its
  * deadline; one that arrives while it is down is held by the endpoint, as
- * every endpoint holds requests. A connection closed for good is opened
- * again by the next request.
+ * every endpoint holds requests. While NATS cannot be reached the relay
+ * keeps trying; a connection closed for good is opened again by the next
+ * request.
  *
  * @module
  */
 
 import { Endpoint } from "../endpoint.ts";
 import { DisconnectedError, EdgeError, NoReplyError } from "../errors.ts";
+import { errorText } from "../wire.ts";
 import type { EndpointOptions } from "../options.ts";
 import { type NatsConnectionLike, natsTransport } from "../transports/nats.ts";
 import { EDGE_VERSION, type EdgeAnswer, failed, readRequest } from "./protocol.ts";
@@ -25,9 +27,13 @@ export interface RelayConnection extends NatsConnectionLike {
 
 /** Options of {@linkcode Relay}. */
 export interface RelayOptions {
-  /** Opens the connection; rejects with an `EdgeError` the Worker should see. */
+  /**
+   * Makes one attempt to open the connection. Rejects with an `EdgeError`
+   * for what trying again does not mend (refused credentials): the Worker
+   * sees it; with anything else (NATS unreachable) the relay tries again.
+   */
   open(): Promise<RelayConnection>;
-  /** Where the connection goes, for messages (`NATS_SERVERS`). */
+  /** Where the connection goes, for messages (`NATS_SERVERS`, without credentials). */
   servers: string;
   /** The endpoint's options (`inboxPrefix`). */
   endpoint?: EndpointOptions;
@@ -48,14 +54,30 @@ interface Live {
   readonly endpoint: Endpoint;
 }
 
+/** What a request is, for the errors that say what became of it. */
+interface About {
+  readonly subject: string;
+  readonly timeout: number;
+}
+
+/** Between two attempts to open a connection NATS did not accept. */
+const RETRY_MS = 250;
+const RETRY_JITTER_MS = 100;
+/** How long a refusal (credentials) answers requests before the next attempt. */
+const REFUSED_MS = 1_000;
+
 /** Serves Workers' requests over one NATS connection; see the module doc. */
 export class Relay {
   readonly #options: RelayOptions;
   readonly #waiting = new Map<string, AbortController>();
+  /** Aborted by `close()`: ends the attempts to connect and what waits for them. */
+  readonly #stop = new AbortController();
   #opening: Promise<Live> | undefined;
   #live: Live | undefined;
+  #refused: { readonly error: EdgeError; readonly until: number } | undefined;
+  /** Why the last attempt to connect failed, for the message of a request that gave up. */
+  #failure: string | undefined;
   #connections = 0;
-  #closed = false;
 
   /** @param options How to open the connection. */
   constructor(options: RelayOptions) {
@@ -77,16 +99,22 @@ export class Relay {
     const read = readRequest(input);
     if (read instanceof EdgeError) return failed(read);
     const { id, contract, body, timeout, headers } = read;
+    const about: About = { subject: contract.subject, timeout };
     if (this.#waiting.has(id)) {
-      return failed(new EdgeError(`request ${id} is already waiting`, { reason: "protocol" }));
+      return failed(
+        new EdgeError(
+          `request ${id} is already waiting: give each request its own id (edgeEndpoint does)`,
+          { reason: "protocol" },
+        ),
+      );
     }
     const cancel = new AbortController();
     this.#waiting.set(id, cancel);
     try {
-      const live = this.#live ?? await this.#connect(contract.subject, timeout, cancel.signal);
+      const live = this.#live ?? await this.#connect(about, cancel.signal);
       // What is left of its time once the connection is there (all of it, when it was).
       const left = Math.ceil(timeout - (performance.now() - arrived));
-      if (left < 1) throw unreachable(contract.subject, timeout, this.#options.servers);
+      if (left < 1) throw this.#unreachable(about);
       const value = await live.endpoint.request(contract, body as never, {
         timeout: left,
         signal: cancel.signal,
@@ -94,7 +122,7 @@ export class Relay {
       });
       return { v: EDGE_VERSION, value };
     } catch (error) {
-      return failed(restated(error, contract.subject, timeout));
+      return failed(restated(error, about));
     } finally {
       this.#waiting.delete(id);
     }
@@ -108,12 +136,14 @@ export class Relay {
     );
   }
 
-  /** Closes the connection; requests still waiting end with `DisconnectedError`. */
+  /**
+   * Closes the connection: requests waiting for a reply end with
+   * `ClosedError`, those waiting for the connection with an `EdgeError`.
+   */
   async close(): Promise<void> {
-    this.#closed = true;
-    const opening = this.#opening;
-    this.#opening = undefined;
-    const live = this.#live ?? await opening?.catch(() => undefined);
+    this.#stop.abort();
+    // An attempt under way ends (and closes what it opened); no other starts.
+    const live = this.#live ?? await this.#opening?.catch(() => undefined);
     this.#live = undefined;
     if (live) {
       await live.endpoint.close();
@@ -122,78 +152,114 @@ export class Relay {
   }
 
   /** The live connection, once open: waits within the request's deadline, or its cancel. */
-  async #connect(subject: string, timeout: number, signal: AbortSignal): Promise<Live> {
+  async #connect(about: About, signal: AbortSignal): Promise<Live> {
+    const stop = this.#stop.signal;
+    if (stop.aborted) throw closed();
+    if (this.#refused && performance.now() < this.#refused.until) throw this.#refused.error;
     const opening = this.#opening ??= this.#open();
     let timer: ReturnType<typeof setTimeout> | undefined;
     let onAbort: (() => void) | undefined;
+    let onStop: (() => void) | undefined;
     try {
       return await Promise.race([
         opening,
         new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(unreachable(subject, timeout, this.#options.servers)),
-            timeout,
-          );
+          timer = setTimeout(() => reject(this.#unreachable(about)), about.timeout);
           onAbort = () => reject(signal.reason);
+          onStop = () => reject(closed());
           signal.addEventListener("abort", onAbort, { once: true });
+          stop.addEventListener("abort", onStop, { once: true });
         }),
       ]);
     } finally {
       clearTimeout(timer);
       signal.removeEventListener("abort", onAbort!);
+      stop.removeEventListener("abort", onStop!);
     }
   }
 
+  /** Attempts to connect until one succeeds, NATS refuses (credentials), or `close()`. */
   async #open(): Promise<Live> {
-    if (this.#closed) throw new EdgeError("the callbacks object is closed", { reason: "object" });
-    let nc: RelayConnection;
+    const stop = this.#stop.signal;
     try {
-      nc = await this.#options.open();
-    } catch (error) {
-      this.#opening = undefined; // the next request tries again
-      throw error;
-    }
-    this.#connections++;
-    const endpoint = new Endpoint(natsTransport(nc), this.#options.endpoint);
-    const live: Live = { nc, endpoint };
-    if (this.#closed) {
-      await nc.close();
-      throw new EdgeError("the callbacks object is closed", { reason: "object" });
-    }
-    this.#live = live;
-    // Closed for good (not a drop: the endpoint holds requests through those): the next
-    // request opens a new connection.
-    nc.closed().then(() => {
-      if (this.#live === live) {
-        this.#live = undefined;
-        this.#opening = undefined;
+      while (true) {
+        let nc: RelayConnection;
+        try {
+          nc = await this.#options.open();
+        } catch (error) {
+          if (error instanceof EdgeError) {
+            this.#refused = { error, until: performance.now() + REFUSED_MS };
+            throw error;
+          }
+          this.#failure = errorText(error);
+          await pause(RETRY_MS + Math.random() * RETRY_JITTER_MS, stop);
+          if (stop.aborted) throw closed();
+          continue;
+        }
+        if (stop.aborted) {
+          await nc.close();
+          throw closed();
+        }
+        this.#connections++;
+        this.#failure = undefined;
+        const endpoint = new Endpoint(natsTransport(nc), this.#options.endpoint);
+        const live: Live = { nc, endpoint };
+        this.#live = live;
+        // Closed for good (not a drop: the endpoint holds requests through those): the next
+        // request opens a new connection.
+        nc.closed().then(() => {
+          if (this.#live === live) this.#live = undefined;
+          return endpoint.close();
+        }).catch(() => {});
+        return live;
       }
-      return endpoint.close();
-    }).catch(() => {});
-    return live;
+    } finally {
+      this.#opening = undefined;
+    }
   }
+
+  /** The connection did not open within a request's deadline. */
+  #unreachable(about: About): DisconnectedError {
+    const why = this.#failure === undefined ? "" : ` (${this.#failure})`;
+    return new DisconnectedError(
+      `NATS at ${this.#options.servers} could not be reached${why} within the ${about.timeout} ms ` +
+        `${about.subject} could wait: nothing was sent; check that NATS runs there ` +
+        `(NATS_SERVERS), or send again`,
+      about,
+    );
+  }
+}
+
+function closed(): EdgeError {
+  return new EdgeError(
+    "the callbacks object was closed while the request waited for its connection: send it again",
+    { reason: "object" },
+  );
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 /**
  * An error that tells the time the request could wait as the Worker gave it
  * (the endpoint was given what was left of it once the connection opened).
  */
-function restated(error: unknown, subject: string, timeout: number): unknown {
+function restated(error: unknown, about: About): unknown {
   if (!(error instanceof NoReplyError) || error.timeout === undefined) return error;
-  if (error.timeout === timeout) return error;
+  if (error.timeout === about.timeout) return error;
   const Class = error.constructor as typeof NoReplyError;
-  return new Class(error.message.replaceAll(`${error.timeout} ms`, `${timeout} ms`), {
-    subject,
-    timeout,
+  return new Class(error.message.replaceAll(`${error.timeout} ms`, `${about.timeout} ms`), {
+    ...about,
     cause: error.cause,
   });
-}
-
-/** The connection did not open within a request's deadline. */
-function unreachable(subject: string, timeout: number, servers: string): DisconnectedError {
-  return new DisconnectedError(
-    `NATS at ${servers} could not be reached within the ${timeout} ms ${subject} could wait: ` +
-      `nothing was sent; check that NATS runs there (NATS_SERVERS), or send again`,
-    { subject, timeout },
-  );
 }

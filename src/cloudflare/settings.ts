@@ -30,6 +30,8 @@ export interface CallbacksEnv {
 /** What the object connects with. */
 export interface NatsSettings {
   readonly servers: readonly string[];
+  /** The servers for messages: comma-separated, without credentials. */
+  readonly shown: string;
   readonly token?: string;
   readonly user?: string;
   readonly pass?: string;
@@ -65,7 +67,9 @@ export function settingsOf(env: unknown): NatsSettings | EdgeError {
     }
     if (protocol !== "ws:" && protocol !== "wss:") {
       return config(
-        `NATS_SERVERS holds ${JSON.stringify(server.slice(0, 80))}, which is not a ws:// or ` +
+        `NATS_SERVERS holds ${
+          JSON.stringify(hidden(server).slice(0, 80))
+        }, which is not a ws:// or ` +
           `wss:// URL: a Worker reaches NATS over WebSocket (the server's websocket port)`,
       );
     }
@@ -80,9 +84,15 @@ export function settingsOf(env: unknown): NatsSettings | EdgeError {
   const inboxPrefix = text("NATS_INBOX_PREFIX");
   return {
     servers,
+    shown: servers.map(hidden).join(","),
     ...(token === undefined ? {} : { token }),
     ...(user === undefined ? {} : { user, pass: pass! }),
     ...(creds === undefined ? {} : { creds }),
     ...(inboxPrefix === undefined ? {} : { inboxPrefix }),
   };
+}
+
+/** A URL as a message may show it: a user and password in it become `***`. */
+export function hidden(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, "//***@");
 }

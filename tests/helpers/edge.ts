@@ -10,10 +10,15 @@
 
 import type { NatsConnection } from "nats.ws";
 import { Endpoint, natsTransport, ReplyError } from "../../mod.ts";
-import type { CallbacksNamespace, CallbacksObject, CallbacksStub } from "../../cloudflare.ts";
+import {
+  type CallbacksNamespace,
+  CallbacksObject,
+  type CallbacksStub,
+  type EdgeRequest,
+} from "../../cloudflare.ts";
 import { connectWs } from "./connect.ts";
 import { EdgeApprove, EdgeOrder, EdgeStock } from "./edge_contracts.ts";
-import type { NatsServer } from "./nats_server.ts";
+import { type NatsServer, startNatsServer } from "./nats_server.ts";
 
 /** The Deno side of the edge tests: the responders, on their own connection. */
 export interface EdgeResponders extends AsyncDisposable {
@@ -134,6 +139,8 @@ export function namespaceOf(
 export class Gate implements AsyncDisposable {
   /** Whether connections pass. */
   open = false;
+  /** Connections it closed at once while shut. */
+  refused = 0;
   readonly #listener: Deno.Listener;
   readonly #target: number;
   readonly #conns = new Set<Deno.Conn>();
@@ -157,6 +164,7 @@ export class Gate implements AsyncDisposable {
       for await (const conn of this.#listener) {
         if (!this.open) {
           conn.close();
+          this.refused++;
           continue;
         }
         this.#work.push(this.#forward(conn));
@@ -212,4 +220,40 @@ async function pump(from: Deno.Conn, to: Deno.Conn): Promise<void> {
   } catch {
     // closed
   }
+}
+
+/** A nats-server, the responders and a callbacks object connected to it. */
+export interface Edge extends AsyncDisposable {
+  server: NatsServer;
+  object: CallbacksObject;
+  responders: EdgeResponders;
+}
+
+/** Starts an {@linkcode Edge}; `env` adds to the object's bindings. */
+export async function edge(env: Record<string, string> = {}): Promise<Edge> {
+  const server = await startNatsServer();
+  const stack = new AsyncDisposableStack();
+  stack.defer(() => server.stop());
+  try {
+    const responders = stack.use(await startResponders(server));
+    const object = stack.use(new CallbacksObject({}, { NATS_SERVERS: server.wsUrl, ...env }));
+    const owned = stack.move();
+    return { server, object, responders, [Symbol.asyncDispose]: () => owned.disposeAsync() };
+  } catch (error) {
+    await stack.disposeAsync();
+    throw error;
+  }
+}
+
+/** A request message as `edgeEndpoint` sends it, with `change` applied. */
+export function message(change: Record<string, unknown> = {}): EdgeRequest {
+  return {
+    v: 1,
+    id: crypto.randomUUID(),
+    subject: EdgeStock.subject,
+    body: JSON.stringify({ sku: "A-1" }),
+    timeout: 2_000,
+    response: { kind: "int" },
+    ...change,
+  } as EdgeRequest;
 }
