@@ -55,6 +55,13 @@ export interface EdgeEndpointOptions {
   shard?: string;
   /** Default time to wait for a reply, in milliseconds. Default 30,000. */
   timeout?: number;
+  /**
+   * The fetch handler's `ctx.waitUntil`: keeps the Worker running until the
+   * object was told to stop waiting for an aborted request. Without it the
+   * runtime may drop that message once the response is sent, and the
+   * object waits until the request's deadline.
+   */
+  waitUntil?: (promise: Promise<unknown>) => void;
 }
 
 /** Requests through the callbacks object: see {@linkcode edgeEndpoint}. */
@@ -82,6 +89,9 @@ export const EDGE_GRACE_MS = 1_000;
 
 const DEFAULT_TIMEOUT = 30_000;
 
+/** The longest delay a timer takes (2^31 − 1 ms). */
+const MAX_TIMER = 2_147_483_647;
+
 /** Where the `fetch` fallback sends (the host is not looked up: the stub takes it). */
 const FETCH_BASE = "https://callbacks.invalid/";
 
@@ -91,7 +101,7 @@ const FETCH_BASE = "https://callbacks.invalid/";
  * Worker opens no connection of its own. Cheap: make one per HTTP request.
  *
  * @param namespace The Durable Object namespace `CallbacksObject` is bound to.
- * @param options `shard` (which object), `timeout`.
+ * @param options `shard` (which object), `timeout`, `waitUntil`.
  * @returns An endpoint with `request()`.
  *
  * @example A Worker route over the callbacks object
@@ -100,9 +110,12 @@ const FETCH_BASE = "https://callbacks.invalid/";
  * export { CallbacksObject };
  *
  * export default {
- *   async fetch(request: Request, env: { CALLBACKS: DurableObjectNamespace }) {
- *     const endpoint = edgeEndpoint(env.CALLBACKS);
- *     const left = await endpoint.request(CheckStock, { sku: "A-1" }, { timeout: 2_000 });
+ *   async fetch(request: Request, env: Env, ctx: ExecutionContext) {
+ *     const endpoint = edgeEndpoint(env.CALLBACKS, { waitUntil: (p) => ctx.waitUntil(p) });
+ *     const left = await endpoint.request(CheckStock, { sku: "A-1" }, {
+ *       timeout: 2_000,
+ *       signal: request.signal,
+ *     });
  *     return Response.json({ left });
  *   },
  * };
@@ -126,18 +139,27 @@ export function edgeEndpoint(
   const timeout = options.timeout === undefined
     ? DEFAULT_TIMEOUT
     : checkTimeout(options.timeout, "edgeEndpoint option timeout");
+  const { waitUntil } = options;
+  if (waitUntil !== undefined && typeof waitUntil !== "function") {
+    throw new TypeError("edgeEndpoint option waitUntil must be a function, e.g. ctx.waitUntil");
+  }
   const stub = namespace.get(namespace.idFromName(shard)) as CallbacksStub;
-  return new Edge(stub, timeout);
+  return new Edge(stub, { timeout, waitUntil });
 }
 
 class Edge implements EdgeEndpoint {
   readonly #stub: CallbacksStub;
   readonly #timeout: number;
+  readonly #waitUntil: ((promise: Promise<unknown>) => void) | undefined;
   #pending = 0;
 
-  constructor(stub: CallbacksStub, timeout: number) {
+  constructor(
+    stub: CallbacksStub,
+    options: { timeout: number; waitUntil: ((promise: Promise<unknown>) => void) | undefined },
+  ) {
     this.#stub = stub;
-    this.#timeout = timeout;
+    this.#timeout = options.timeout;
+    this.#waitUntil = options.waitUntil;
   }
 
   get pending(): number {
@@ -182,12 +204,13 @@ class Edge implements EdgeEndpoint {
           () =>
             reject(
               new TimeoutError(
-                `no answer from the callbacks object for ${subject} within ${timeout} ms: ` +
-                  `check that NATS and a responder run, or raise the timeout`,
+                `no answer from the callbacks object for ${subject} within ${timeout} ms ` +
+                  `(and ${EDGE_GRACE_MS} ms of grace): check that the object, NATS and a ` +
+                  `responder run, or raise the timeout`,
                 { subject, timeout },
               ),
             ),
-          timeout + EDGE_GRACE_MS,
+          Math.min(timeout + EDGE_GRACE_MS, MAX_TIMER),
         );
         this.#send(message).then((answer) => {
           answered = true;
@@ -203,7 +226,7 @@ class Edge implements EdgeEndpoint {
           );
         });
       });
-      return readAnswer(contract, answer, timeout) as ReplyOf<C>;
+      return readAnswer(answer, { contract, timeout }) as ReplyOf<C>;
     } finally {
       clearTimeout(timer);
       if (onAbort) signal!.removeEventListener("abort", onAbort);
@@ -221,33 +244,50 @@ class Edge implements EdgeEndpoint {
       headers: { "content-type": "application/json" },
       body: JSON.stringify(message),
     }).then(async (response) => {
-      if (!response.ok) {
-        await response.body?.cancel();
-        throw new Error(`it answered HTTP ${response.status}: is CallbacksObject bound there?`);
-      }
-      return await response.json();
+      if (response.ok) return await response.json().catch(() => undefined); // read as malformed
+      await response.body?.cancel();
+      const answer: EdgeAnswer = {
+        v: EDGE_VERSION,
+        error: {
+          name: "EdgeError",
+          reason: "object",
+          message: `the callbacks object answered HTTP ${response.status}: check that ` +
+            `CallbacksObject is the class bound to this Durable Object namespace`,
+        },
+      };
+      return answer;
     });
   }
 
   #cancel(id: string): void {
     const stub = this.#stub;
+    let sent: Promise<unknown>;
     try {
-      const sent = typeof stub.cancel === "function"
-        ? stub.cancel(id)
-        : stub.fetch(`${FETCH_BASE}cancel`, {
+      sent = Promise.resolve(
+        typeof stub.cancel === "function" ? stub.cancel(id) : stub.fetch(`${FETCH_BASE}cancel`, {
           method: "POST",
           headers: { "content-type": "application/json" },
           body: JSON.stringify({ v: EDGE_VERSION, id }),
-        }).then((response) => response.body?.cancel());
-      Promise.resolve(sent).catch(() => {}); // the object stops at its deadline anyway
+        }).then((response) => response.body?.cancel()),
+      );
+    } catch (error) {
+      sent = Promise.reject(error);
+    }
+    // Lost, the object stops at the request's deadline anyway.
+    const done = sent.catch(() => {});
+    try {
+      this.#waitUntil?.(done);
     } catch {
-      // as above
+      // not in a request any more: as above
     }
   }
 }
 
 /** The reply's value, validated against the contract; throws the error the answer carries. */
-function readAnswer(contract: Contract, input: unknown, timeout: number): unknown {
+function readAnswer(
+  input: unknown,
+  { contract, timeout }: { contract: Contract; timeout: number },
+): unknown {
   let error: Error;
   try {
     const answer = input as { v?: unknown; value?: unknown; error?: EdgeAnswer["error"] } | null;
@@ -260,6 +300,11 @@ function readAnswer(contract: Contract, input: unknown, timeout: number): unknow
       );
     } else if (answer.error !== undefined) {
       error = errorOf(answer.error, { subject: contract.subject, timeout });
+    } else if (!("value" in answer)) {
+      error = new EdgeError(
+        `the callbacks object answered ${contract.subject} with neither a value nor an error`,
+        { reason: "protocol" },
+      );
     } else {
       const checked = checkResponse(contract.response, answer.value);
       if (checked.ok) return checked.value;

@@ -78,7 +78,7 @@ export interface EdgeErrorData {
 /** The object's answer to an {@linkcode EdgeRequest}. */
 export type EdgeAnswer =
   | { readonly v: number; readonly value: unknown; readonly error?: undefined }
-  | { readonly v: number; readonly error: EdgeErrorData };
+  | { readonly v: number; readonly error: EdgeErrorData; readonly value?: undefined };
 
 /** A request read by the object: the contract to send it with, and its options. */
 export interface ReadRequest {
@@ -134,7 +134,10 @@ export function readRequest(input: unknown): ReadRequest | EdgeError {
       return protocol(`a request's id must be a string of 1 to ${MAX_ID} characters`);
     }
     if (typeof body !== "string") return protocol("a request's body must be JSON text");
-    if (headers !== undefined && (typeof headers !== "object" || headers === null)) {
+    if (
+      headers !== undefined &&
+      (typeof headers !== "object" || headers === null || Array.isArray(headers))
+    ) {
       return protocol("a request's headers must be an object of strings");
     }
     if (idempotent !== undefined && typeof idempotent !== "boolean") {
@@ -228,7 +231,7 @@ export function errorOf(
   about: { subject: string; timeout: number },
 ): Error {
   const message = String(data.message);
-  const issues = Array.isArray(data.issues) ? { issues: data.issues } : {};
+  const issues = { issues: issuesOf(data.issues, message) };
   switch (data.name) {
     case "TimeoutError":
       return new TimeoutError(message, about);
@@ -263,4 +266,16 @@ export function errorOf(
     `the callbacks object failed: ${String(data.name).slice(0, 40)}: ${message}`,
     { reason: "object" },
   );
+}
+
+/** An answer's issues, as the error classes carry them: each with a message (text). */
+function issuesOf(issues: unknown, message: string): Issue[] {
+  if (!Array.isArray(issues)) return [{ message }];
+  const read = issues.slice(0, 100).map((issue): Issue => {
+    const text = (issue as { message?: unknown } | null)?.message;
+    const path = (issue as { path?: unknown } | null)?.path;
+    const item = { message: typeof text === "string" ? text : String(text) };
+    return Array.isArray(path) ? { ...item, path: path.map(String) } : item;
+  });
+  return read.length === 0 ? [{ message }] : read;
 }

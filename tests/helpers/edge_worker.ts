@@ -67,8 +67,16 @@ function stubOf(env: Env, shard: string | null): CallbacksStub {
   return env.CALLBACKS.get(env.CALLBACKS.idFromName(shard ?? "callbacks")) as CallbacksStub;
 }
 
-async function call(env: Env, input: Call): Promise<unknown> {
-  const endpoint = edgeEndpoint(env.CALLBACKS, input.shard ? { shard: input.shard } : {});
+/** The part of a fetch handler's context the Worker uses. */
+interface Context {
+  waitUntil(promise: Promise<unknown>): void;
+}
+
+async function call(input: Call, { env, ctx }: { env: Env; ctx: Context }): Promise<unknown> {
+  const endpoint = edgeEndpoint(env.CALLBACKS, {
+    ...(input.shard ? { shard: input.shard } : {}),
+    waitUntil: (p) => ctx.waitUntil(p),
+  });
   const controller = new AbortController();
   const timer = input.abortAfter === undefined
     ? undefined
@@ -105,10 +113,10 @@ async function call(env: Env, input: Call): Promise<unknown> {
 }
 
 export default {
-  async fetch(request: Request, env: Env): Promise<Response> {
+  async fetch(request: Request, env: Env, ctx: Context): Promise<Response> {
     const url = new URL(request.url);
     if (url.pathname === "/call" && request.method === "POST") {
-      return Response.json(await call(env, await request.json() as Call));
+      return Response.json(await call(await request.json() as Call, { env, ctx }));
     }
     if (url.pathname === "/stats") {
       const stub = stubOf(env, url.searchParams.get("shard"));
