@@ -35,7 +35,6 @@ import {
   type RequestOptions,
   TimeoutError,
 } from "../../mod.ts";
-import { EdgeError } from "../../cloudflare.ts";
 
 /** Stock left for a SKU. */
 export const CheckStock = defineRequest({
@@ -141,7 +140,7 @@ function timeoutOf(url: URL, fallback: string | undefined): number | undefined {
 export type Held = "long-lived" | "per-request";
 
 /** Maps a callback failure to an HTTP response; rethrows what is not a callback outcome. */
-export function failure(err: unknown, held: Held): Response {
+function failure(err: unknown, held: Held): Response {
   if (err instanceof BadRequest) return problem(400, err.name, err.message);
   if (err instanceof InvalidRequestError) {
     return problem(400, err.name, err.message, { issues: err.issues.map((i) => i.message) });
@@ -161,11 +160,6 @@ export function failure(err: unknown, held: Held): Response {
   if (err instanceof ClosedError || err instanceof PendingLimitError) {
     return problem(503, err.name, err.message, {}, { "retry-after": "1" });
   }
-  if (err instanceof EdgeError) {
-    // The deployment must change (settings, versions): 500; NATS refused the object: 502.
-    const status = err.reason === "config" || err.reason === "protocol" ? 500 : 502;
-    return problem(status, err.name, err.message, { reason: err.reason });
-  }
   throw err;
 }
 
@@ -181,6 +175,8 @@ export async function serve(
     held: Held;
     /** The requester for this HTTP request, or the response that says why there is none. */
     open: () => Promise<Requester | Response>;
+    /** Maps the requester's own failures first (`undefined`: not one of them). */
+    failure?: (err: unknown) => Response | undefined;
   },
 ): Promise<Response> {
   const url = new URL(request.url);
@@ -210,7 +206,7 @@ export async function serve(
     }
     return json(200, { result });
   } catch (err) {
-    return failure(err, options.held);
+    return options.failure?.(err) ?? failure(err, options.held);
   } finally {
     await endpoint.close?.();
   }

@@ -17,8 +17,13 @@
  * @module
  */
 
-import { type CallbacksNamespace, CallbacksObject, edgeEndpoint } from "../../cloudflare.ts";
-import { serve } from "./routes.ts";
+import {
+  type CallbacksNamespace,
+  CallbacksObject,
+  edgeEndpoint,
+  EdgeError,
+} from "../../cloudflare.ts";
+import { problem, serve } from "./routes.ts";
 
 export { CallbacksObject };
 export { Approve, CheckStock, PlaceOrder } from "./routes.ts";
@@ -33,12 +38,27 @@ export interface Env {
   TIMEOUT_MS?: string;
 }
 
+/** The part of a fetch handler's context the Worker uses. */
+interface Context {
+  waitUntil(promise: Promise<unknown>): void;
+}
+
+/** What the deployment must change: its settings or versions (500), NATS refusing the object (502). */
+function edgeFailure(err: unknown): Response | undefined {
+  if (!(err instanceof EdgeError)) return undefined;
+  const status = err.reason === "config" || err.reason === "protocol" ? 500 : 502;
+  return problem(status, err.name, err.message, { reason: err.reason });
+}
+
 export default {
-  fetch(request: Request, env: Env): Promise<Response> {
+  fetch(request: Request, env: Env, ctx: Context): Promise<Response> {
     return serve(request, {
       timeoutMs: env.TIMEOUT_MS,
       held: "long-lived",
-      open: () => Promise.resolve(edgeEndpoint(env.CALLBACKS)),
+      // waitUntil: an aborted request's "stop waiting" reaches the object after the response.
+      open: () =>
+        Promise.resolve(edgeEndpoint(env.CALLBACKS, { waitUntil: (p) => ctx.waitUntil(p) })),
+      failure: edgeFailure,
     });
   },
 };
