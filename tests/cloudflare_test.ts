@@ -126,6 +126,9 @@ Deno.test("cloudflare - an invalid body or header is refused in the Worker and n
   assertEquals(ns.sent.requests, 0);
   assertEquals(f.responders.received, []);
   assertEquals(await endpoint.request(EdgeStock, { sku: "A-1" }), 5);
+  // null headers are no headers, as for an endpoint
+  const noHeaders = { headers: null } as unknown as { headers: Record<string, string> };
+  assertEquals(await endpoint.request(EdgeStock, { sku: "A-1" }, noHeaders), 5);
 });
 
 Deno.test("cloudflare - an abort rejects at once with its reason and the object stops waiting", async () => {
@@ -249,6 +252,24 @@ Deno.test("cloudflare - an answer the Worker cannot read is an EdgeError; a fail
   );
   assertEquals(failed.subject, "edge.stock");
   assertEquals(gone.cancels, [], "an answered request is not cancelled");
+  // a stub that throws, or answers with something that is no promise
+  const throwing = fakeNamespace(() => {
+    throw new TypeError("the stub broke");
+  });
+  await assertRejects(
+    () => edgeEndpoint(throwing).request(EdgeStock, { sku: "A-1" }),
+    DisconnectedError,
+    "the stub broke",
+  );
+  const five = fakeNamespace(() => 5 as unknown as Promise<unknown>);
+  const notAnswer = await assertRejects(
+    () => edgeEndpoint(five).request(EdgeStock, { sku: "A-1" }),
+    EdgeError,
+  );
+  assertEquals(notAnswer.reason, "protocol");
+  const oddError = edgeEndpoint(fakeNamespace(() => Promise.resolve({ v: 1, error: "oops" })));
+  const unread = await assertRejects(() => oddError.request(EdgeStock, { sku: "A-1" }), EdgeError);
+  assertEquals(unread.reason, "protocol");
   // issues that are not issues become the message
   const odd = edgeEndpoint(
     fakeNamespace(() =>

@@ -186,7 +186,8 @@ class Edge implements EdgeEndpoint {
       subject,
       body: decodeText(data),
       timeout,
-      headers,
+      // What the endpoint would send: an object of the names and values (none for null).
+      headers: headers == null ? undefined : { ...headers },
       response: responseData(contract.response),
       idempotent: contract.idempotent,
     };
@@ -212,7 +213,8 @@ class Edge implements EdgeEndpoint {
             ),
           Math.min(timeout + EDGE_GRACE_MS, MAX_TIMER),
         );
-        this.#send(message).then((answer) => {
+        // A stub that throws, or answers with no promise, fails as one that rejects.
+        Promise.resolve().then(() => this.#send(message)).then((answer) => {
           answered = true;
           resolve(answer);
         }, (cause) => {

@@ -108,8 +108,12 @@ export function failed(error: unknown): EdgeAnswer {
   return { v: EDGE_VERSION, error: errorData(error) };
 }
 
+/** The longest message an object answers with: a hostile message is not echoed whole. */
+const MAX_MESSAGE = 300;
+
 function protocol(message: string): EdgeError {
-  return new EdgeError(message, { reason: "protocol" });
+  const text = message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 3)}...` : message;
+  return new EdgeError(text, { reason: "protocol" });
 }
 
 /**
@@ -230,6 +234,11 @@ export function errorOf(
   data: EdgeErrorData,
   about: { subject: string; timeout: number },
 ): Error {
+  if (typeof data !== "object" || data === null) {
+    return protocol(
+      `the callbacks object's answer to ${about.subject} carries an error it cannot read`,
+    );
+  }
   const message = String(data.message);
   const issues = { issues: issuesOf(data.issues, message) };
   switch (data.name) {

@@ -11,7 +11,7 @@
  */
 
 import { Endpoint } from "../endpoint.ts";
-import { DisconnectedError, EdgeError, NoReplyError } from "../errors.ts";
+import { ClosedError, DisconnectedError, EdgeError, NoReplyError } from "../errors.ts";
 import { errorText } from "../wire.ts";
 import type { EndpointOptions } from "../options.ts";
 import { type NatsConnectionLike, natsTransport } from "../transports/nats.ts";
@@ -122,7 +122,8 @@ export class Relay {
       });
       return { v: EDGE_VERSION, value };
     } catch (error) {
-      return failed(restated(error, about));
+      // Its endpoint closed by close(): the Worker sends again (a new object, if need be).
+      return failed(error instanceof ClosedError ? closed("a reply") : restated(error, about));
     } finally {
       this.#waiting.delete(id);
     }
@@ -136,10 +137,7 @@ export class Relay {
     );
   }
 
-  /**
-   * Closes the connection: requests waiting for a reply end with
-   * `ClosedError`, those waiting for the connection with an `EdgeError`.
-   */
+  /** Closes the connection: requests still waiting end with an `EdgeError` (`object`). */
   async close(): Promise<void> {
     this.#stop.abort();
     // An attempt under way ends (and closes what it opened); no other starts.
@@ -230,9 +228,9 @@ export class Relay {
   }
 }
 
-function closed(): EdgeError {
+function closed(what = "its connection"): EdgeError {
   return new EdgeError(
-    "the callbacks object was closed while the request waited for its connection: send it again",
+    `the callbacks object was closed while the request waited for ${what}: send it again`,
     { reason: "object" },
   );
 }
