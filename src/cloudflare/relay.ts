@@ -154,7 +154,8 @@ export class Relay {
     const stop = this.#stop.signal;
     if (stop.aborted) throw closed();
     if (this.#refused && performance.now() < this.#refused.until) throw this.#refused.error;
-    const opening = this.#opening ??= this.#open();
+    // Cleared once settled (never before it is set, even if the attempt fails at once).
+    const opening = this.#opening ??= this.#open().finally(() => this.#opening = undefined);
     let timer: ReturnType<typeof setTimeout> | undefined;
     let onAbort: (() => void) | undefined;
     let onStop: (() => void) | undefined;
@@ -179,40 +180,36 @@ export class Relay {
   /** Attempts to connect until one succeeds, NATS refuses (credentials), or `close()`. */
   async #open(): Promise<Live> {
     const stop = this.#stop.signal;
-    try {
-      while (true) {
-        let nc: RelayConnection;
-        try {
-          nc = await this.#options.open();
-        } catch (error) {
-          if (error instanceof EdgeError) {
-            this.#refused = { error, until: performance.now() + REFUSED_MS };
-            throw error;
-          }
-          this.#failure = errorText(error);
-          await pause(RETRY_MS + Math.random() * RETRY_JITTER_MS, stop);
-          if (stop.aborted) throw closed();
-          continue;
+    while (true) {
+      let nc: RelayConnection;
+      try {
+        nc = await this.#options.open();
+      } catch (error) {
+        if (error instanceof EdgeError) {
+          this.#refused = { error, until: performance.now() + REFUSED_MS };
+          throw error;
         }
-        if (stop.aborted) {
-          await nc.close();
-          throw closed();
-        }
-        this.#connections++;
-        this.#failure = undefined;
-        const endpoint = new Endpoint(natsTransport(nc), this.#options.endpoint);
-        const live: Live = { nc, endpoint };
-        this.#live = live;
-        // Closed for good (not a drop: the endpoint holds requests through those): the next
-        // request opens a new connection.
-        nc.closed().then(() => {
-          if (this.#live === live) this.#live = undefined;
-          return endpoint.close();
-        }).catch(() => {});
-        return live;
+        this.#failure = errorText(error);
+        await pause(RETRY_MS + Math.random() * RETRY_JITTER_MS, stop);
+        if (stop.aborted) throw closed();
+        continue;
       }
-    } finally {
-      this.#opening = undefined;
+      if (stop.aborted) {
+        await nc.close();
+        throw closed();
+      }
+      this.#connections++;
+      this.#failure = undefined;
+      const endpoint = new Endpoint(natsTransport(nc), this.#options.endpoint);
+      const live: Live = { nc, endpoint };
+      this.#live = live;
+      // Closed for good (not a drop: the endpoint holds requests through those): the next
+      // request opens a new connection.
+      nc.closed().then(() => {
+        if (this.#live === live) this.#live = undefined;
+        return endpoint.close();
+      }).catch(() => {});
+      return live;
     }
   }
 
