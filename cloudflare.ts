@@ -87,7 +87,7 @@ async function durableObjectBase(): Promise<DurableObjectBase> {
 export const DurableObjectClass: DurableObjectBase = await durableObjectBase();
 
 /** What NATS answers to credentials it refuses (nats.ws error codes). */
-const REFUSED = /AUTH|CREDS|PERMISSION/;
+const REFUSED = /AUTHORIZATION|AUTHENTICATION_EXPIRED|CREDS/;
 
 /** How the object connects: nats.ws, reconnecting for as long as it lives. */
 function relayFor(env: unknown): Relay {

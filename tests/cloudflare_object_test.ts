@@ -96,6 +96,20 @@ Deno.test("cloudflare object - settings: missing or wrong NATS_SERVERS and half 
     assertMatch(answer.error!.message, pattern);
     assertEquals(object.stats(), { connected: false, pending: 0, connections: 0 });
   }
+  // a user and password in a URL never reach a message, "@" in the password too
+  await using leaky = new CallbacksObject({}, { NATS_SERVERS: "nats://u:p@ss@host:1" });
+  const refused = await leaky.request(message());
+  assertMatch(refused.error!.message, /"nats:\/\/\*\*\*@host:1"/);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close(); // nothing listens there
+  await using unreachable = new CallbacksObject({}, {
+    NATS_SERVERS: `ws://user:s3cr@t@127.0.0.1:${port}`,
+  });
+  const answer = await unreachable.request(message({ timeout: 300 }));
+  assertEquals(answer.error?.name, "DisconnectedError");
+  assert(!answer.error!.message.includes("s3cr") && !answer.error!.message.includes("user"));
+  assertMatch(answer.error!.message, new RegExp(`ws://\\*\\*\\*@127\\.0\\.0\\.1:${port}`));
 });
 
 Deno.test("cloudflare object - wrong credentials are a connect error; right ones connect", async () => {
@@ -210,10 +224,18 @@ Deno.test("cloudflare object - a connection closed for good is opened again by t
   await using f = await edge();
   await using r = relayOf(f.server);
   assertEquals(await r.relay.request(message()), { v: 1, value: 5 });
+  const reached = f.responders.nextSlow();
+  const aborted = f.responders.nextSlowAbort();
+  const inFlight = r.relay.request(message({ body: '{"sku":"slow"}', timeout: 1_000 }));
+  await reached;
   await r.opened[0]!.close(); // closed for good, not a drop
+  const lost = await inFlight;
+  assertEquals(lost.error?.name, "DisconnectedError");
+  assertMatch(lost.error!.message, /closed while edge\.stock waited: .*send it again/);
   await waitUntil("the relay saw it close", () => Promise.resolve(!r.relay.stats().connected));
   assertEquals(await r.relay.request(message()), { v: 1, value: 5 });
   assertEquals(r.relay.stats(), { connected: true, pending: 0, connections: 2 });
+  await aborted;
 });
 
 Deno.test("cloudflare object - NATS out of reach is tried again, and the last failure is in the error", async () => {
@@ -229,6 +251,14 @@ Deno.test("cloudflare object - NATS out of reach is tried again, and the last fa
   const answer = await never.relay.request(message({ timeout: 400 }));
   assertEquals(answer.error?.name, "DisconnectedError");
   assertMatch(answer.error!.message, /could not be reached \(.*down \d+.*\) within the 400 ms/);
+  // nobody waits any more: it stops trying (two retry periods pass without an attempt)
+  await waitUntil(
+    "the attempt under way ends",
+    () => Promise.resolve(!never.relay.stats().pending),
+  );
+  const attempts = never.attempts;
+  await new Promise((resolve) => setTimeout(resolve, 800));
+  assert(never.attempts <= attempts + 1, `${never.attempts - attempts} more attempts`);
 });
 
 Deno.test("cloudflare object - credentials NATS refused answer at once for a second, then are tried again", async () => {

@@ -78,6 +78,7 @@ export class Relay {
   /** Why the last attempt to connect failed, for the message of a request that gave up. */
   #failure: string | undefined;
   #connections = 0;
+  #closing: Promise<void> | undefined;
 
   /** @param options How to open the connection. */
   constructor(options: RelayOptions) {
@@ -110,8 +111,9 @@ export class Relay {
     }
     const cancel = new AbortController();
     this.#waiting.set(id, cancel);
+    let live: Live | undefined;
     try {
-      const live = this.#live ?? await this.#connect(about, cancel.signal);
+      live = this.#live ?? await this.#connect(about, cancel.signal);
       // What is left of its time once the connection is there (all of it, when it was).
       const left = Math.ceil(timeout - (performance.now() - arrived));
       if (left < 1) throw this.#unreachable(about);
@@ -123,7 +125,12 @@ export class Relay {
       return { v: EDGE_VERSION, value };
     } catch (error) {
       // Its endpoint closed by close(): the Worker sends again (a new object, if need be).
-      return failed(error instanceof ClosedError ? closed("a reply") : restated(error, about));
+      if (this.#stop.signal.aborted && error instanceof ClosedError) {
+        return failed(closed("a reply"));
+      }
+      // Its connection closed for good: the next request opens another.
+      if (live && this.#live !== live && isConnectionLoss(error)) return failed(lost(about));
+      return failed(restated(error, about));
     } finally {
       this.#waiting.delete(id);
     }
@@ -137,8 +144,16 @@ export class Relay {
     );
   }
 
-  /** Closes the connection: requests still waiting end with an `EdgeError` (`object`). */
-  async close(): Promise<void> {
+  /**
+   * Closes the connection: requests still waiting end with an `EdgeError`
+   * (`object`). An attempt to connect under way is waited for (at most the
+   * connect timeout) and what it opened closed.
+   */
+  close(): Promise<void> {
+    return this.#closing ??= this.#close();
+  }
+
+  async #close(): Promise<void> {
     this.#stop.abort();
     // An attempt under way ends (and closes what it opened); no other starts.
     const live = this.#live ?? await this.#opening?.catch(() => undefined);
@@ -190,6 +205,8 @@ export class Relay {
           throw error;
         }
         this.#failure = errorText(error);
+        // Nobody waits any more: the next request starts trying again.
+        if (this.#waiting.size === 0) throw error;
         await pause(RETRY_MS + Math.random() * RETRY_JITTER_MS, stop);
         if (stop.aborted) throw closed();
         continue;
@@ -223,6 +240,20 @@ export class Relay {
       about,
     );
   }
+}
+
+/** An error a request met because its connection closed (for good). */
+function isConnectionLoss(error: unknown): boolean {
+  return error instanceof ClosedError || error instanceof DisconnectedError;
+}
+
+/** The connection closed for good while the request waited for its reply. */
+function lost(about: About): DisconnectedError {
+  return new DisconnectedError(
+    `the callbacks object's NATS connection closed while ${about.subject} waited: it may or ` +
+      `may not have been processed; send it again if that is safe (the object connects again)`,
+    about,
+  );
 }
 
 function closed(what = "its connection"): EdgeError {

@@ -94,5 +94,6 @@ export function settingsOf(env: unknown): NatsSettings | EdgeError {
 
 /** A URL as a message may show it: a user and password in it become `***`. */
 export function hidden(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, "//***@");
+  // Up to the last "@" before the path, as a URL parser reads it (a password may hold "@").
+  return url.replace(/\/\/[^/?#\\]*@/, "//***@");
 }
