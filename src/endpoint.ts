@@ -1,33 +1,17 @@
 /**
- * The endpoint: sends requests and settles their callbacks, and answers
- * requests with handlers.
+ * The endpoint, the façade of both sides: its requests go to its callbacks
+ * (callbacks.ts), its handlers to responders (responder.ts); it holds their
+ * registrations, reports their errors and closes them.
  *
  * @module
  */
 
+import { Callbacks } from "./callbacks.ts";
 import { assertContract, type Contract, type ReplyOf, type RequestOf } from "./contract.ts";
-import {
-  ClosedError,
-  connectionClosed,
-  DisconnectedError,
-  InvalidRequestError,
-  PendingLimitError,
-} from "./errors.ts";
-import {
-  ConnectionEvent,
-  EndpointErrorEvent,
-  EndpointEvents,
-  LateReplyEvent,
-  type Outcome,
-  RequestEvent,
-  SettleEvent,
-} from "./events.ts";
-import { type PendingEntry, PendingTable } from "./pending.ts";
-import { readReply } from "./reply.ts";
-import { type Handler, Responder, type ResponderHost } from "./responder.ts";
-import { TransitClock } from "./transit.ts";
-import { about, assertFitsLine, checkTimeout, encodeRequest, expired, stamp } from "./request.ts";
-import { Outage } from "./outage.ts";
+import { ClosedError, PendingLimitError } from "./errors.ts";
+import { EndpointErrorEvent, EndpointEvents } from "./events.ts";
+import type { GatherOptions } from "./gather.ts";
+import { type Hooks, INTERNALS, type ServeObserver } from "./internals.ts";
 import {
   type EndpointOptions,
   type HandleOptions,
@@ -36,28 +20,10 @@ import {
   type RequestOptions,
   settingsOf,
 } from "./options.ts";
-import { ReplyInbox } from "./inbox.ts";
-import { type Hooks, INTERNALS, type RequestTrace, type ServeObserver } from "./internals.ts";
-import { Gather, type GatherOptions, type GatherSummary } from "./gather.ts";
-import { type ReplyHandler, ReplyHandlers } from "./reply_handlers.ts";
-import type { Transport, TransportMessage, TransportStatus } from "./transport.ts";
-import { errorText, SENT_HEADER, TIMEOUT_HEADER } from "./wire.ts";
-
-/** How many settled requests, at least, are remembered to recognise late replies. */
-const RECENT_LIMIT = 10_000;
-
-/** What `#send` needs beside the contract and body: the call's options and how it settles. */
-interface Outbound {
-  readonly options: RequestOptions;
-  readonly resolve: (value: unknown) => void;
-  readonly reject: (reason: unknown) => void;
-  readonly gather: Gather<unknown> | undefined;
-}
-
-const noop = (): void => {};
-
-/** The outcomes a reply settles a request with. */
-const BY_REPLY: ReadonlySet<Outcome> = new Set(["reply", "invalid-reply", "remote-error"]);
+import type { ReplyHandler } from "./reply_handlers.ts";
+import { type Handler, Responder, type ResponderHost } from "./responder.ts";
+import { TransitClock } from "./transit.ts";
+import type { Transport } from "./transport.ts";
 
 /**
  * A requesting and processing endpoint over a {@linkcode Transport}.
@@ -87,16 +53,8 @@ const BY_REPLY: ReadonlySet<Outcome> = new Set(["reply", "invalid-reply", "remot
  */
 export class Endpoint extends EndpointEvents implements AsyncDisposable {
   readonly #transport: Transport;
-  readonly #timeout: number;
-  readonly #maxPending: number;
-  readonly #sendOnly: boolean;
-  readonly #pending = new PendingTable((entry) => {
-    const [outcome, error] = expired(entry);
-    // A gather's deadline is its normal end, unless it was never sent (held the whole time).
-    this.#reject(entry, entry.gather && entry.state !== "held" ? "timeout" : outcome, error);
-  }, RECENT_LIMIT);
-  /** Held requests and 503 retries while the connection is down or just back. */
-  readonly #outage: Outage;
+  /** Its requests and their callbacks. */
+  readonly #callbacks: Callbacks;
   readonly #logErrors: boolean;
   /** The subjects this endpoint handles: one handler each. */
   readonly #handled = new Set<string>();
@@ -104,8 +62,6 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
   readonly #host: ResponderHost;
   readonly #unwatch: (() => void) | undefined;
   readonly #registrations = new Set<Registration>();
-  readonly #replyHandlers: ReplyHandlers;
-  readonly #inbox: ReplyInbox;
   /** Set by add-ons (tracing): read at each request and each serve. */
   readonly #hooks: Hooks = {};
   #closed = false;
@@ -130,69 +86,50 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
       );
     }
     this.#transport = transport;
-    this.#replyHandlers = new ReplyHandlers({
-      report: (subject, error) => this.#report(subject, error),
-      late: (subject, id) => this.dispatchEvent(new LateReplyEvent(subject, { id })),
-    });
-    this.#host = {
-      transport,
-      transit: new TransitClock(),
-      report: (subject, error) => this.#report(subject, error),
-      hooks: this.#hooks,
-      hold: (reply, answer) => {
-        if (!this.#outage.holdAnswer(reply, answer)) {
-          this.#report(
-            reply,
-            new PendingLimitError(
-              `an answer made while the connection is down was dropped: over maxHeldBytes ` +
-                `(${this.#outage.maxHeldBytes}); its caller gets no reply: raise maxHeldBytes`,
-            ),
-          );
-        }
-      },
-    };
     // A transport that keeps replies decides where they go.
     const settings = settingsOf(
       transport.inboxPrefix === undefined
         ? options
         : { ...options, inboxPrefix: transport.inboxPrefix },
     );
-    this.#timeout = settings.timeout;
-    this.#maxPending = settings.maxPending;
-    this.#outage = new Outage({
-      down: transport.connected === false,
-      maxHeldBytes: settings.maxHeldBytes,
-      resend: (entry) => this.#resend(entry),
-      live: (entry) => this.#pending.get(entry.id) === entry,
-      answer: (reply, { data, headers }) => {
-        try {
-          transport.publish(reply, data, { headers });
-        } catch (error) {
-          this.#report(reply, error);
+    this.#logErrors = settings.logErrors;
+    const report = (subject: string, error: unknown) => this.#report(subject, error);
+    const callbacks = this.#callbacks = new Callbacks({
+      transport,
+      settings,
+      events: this,
+      hooks: this.#hooks,
+      report,
+    });
+    this.#host = {
+      transport,
+      transit: new TransitClock(),
+      report,
+      hooks: this.#hooks,
+      hold: (reply, answer) => {
+        if (!callbacks.outage.holdAnswer(reply, answer)) {
+          report(
+            reply,
+            new PendingLimitError(
+              `an answer made while the connection is down was dropped: over maxHeldBytes ` +
+                `(${settings.maxHeldBytes}); its caller gets no reply: raise maxHeldBytes`,
+            ),
+          );
         }
       },
-    });
-    this.#sendOnly = settings.sendOnly;
-    this.#logErrors = settings.logErrors;
-    this.#inbox = new ReplyInbox(transport, settings.inboxPrefix, {
-      reply: (id, message) => this.#receiveReply(id, message),
-      recovered: (id, message) => this.#replyHandlers.recover(id, message),
-      failed: (subject, cause) => this.#inboxFailed(subject, cause),
-    });
-    this.#unwatch = transport.watch?.((status) => this.#connectionChanged(status));
-    // Replies kept while no instance ran come in as soon as the inbox is open.
-    if (transport.keepsReplies && !this.#sendOnly) this.#inbox.open();
+    };
+    this.#unwatch = transport.watch?.((status) => callbacks.changed(status));
     INTERNALS.set(this, {
       transport,
       register: (stop, ready) => this.#register(stop, ready),
-      report: this.#host.report,
+      report,
       hooks: this.#hooks,
     });
   }
 
   /** How many callbacks are waiting for a reply. */
   get pending(): number {
-    return this.#pending.size;
+    return this.#callbacks.size;
   }
 
   /** Whether `close()` was called. */
@@ -244,19 +181,7 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
     body: RequestOf<C>,
     options: RequestOptions = {},
   ): Promise<ReplyOf<C>> {
-    // Not Promise.withResolvers: Node 20 lacks it.
-    let resolve!: (value: unknown) => void;
-    let reject!: (reason: unknown) => void;
-    const promise = new Promise<ReplyOf<C>>((res, rej) => {
-      resolve = res as (value: unknown) => void;
-      reject = rej;
-    });
-    try {
-      this.#send(contract, body, { options, resolve, reject, gather: undefined });
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return promise;
+    return this.#callbacks.request(contract, body, options);
   }
 
   /**
@@ -314,136 +239,7 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
     body: RequestOf<C>,
     options: GatherOptions = {},
   ): AsyncIterableIterator<PromiseSettledResult<ReplyOf<C>>> {
-    return new Gather<ReplyOf<C>>({
-      start: (gather) =>
-        this.#send(contract, body, { options, resolve: noop, reject: noop, gather }),
-      retry: (entry) => {
-        const retried = this.#outage.retry(entry);
-        if (retried) entry.trace?.event("retry");
-        return retried;
-      },
-      finish: (entry, { outcome, error, replies, end }) => {
-        this.#pending.take(entry.id);
-        this.#finish(entry, outcome, error, { replies, end });
-      },
-      replied: (entry, value) => this.#replied(entry, value),
-    }, options);
-  }
-
-  /** Validates, encodes and sends (or holds) a request; throws when nothing could be sent. */
-  #send(contract: Contract, body: unknown, how: Outbound): PendingEntry {
-    const { options } = how;
-    const started = performance.now();
-    const where = how.gather ? "requestMany" : "request";
-    assertContract(contract, where);
-    const timeout = options.timeout === undefined
-      ? this.#timeout
-      : checkTimeout(options.timeout, `${where} option timeout`);
-    const { subject } = contract;
-    if (this.#closed) {
-      throw new ClosedError(`endpoint is closed: cannot send ${subject}; create a new endpoint`);
-    }
-    if (this.#outage.gone) throw connectionClosed({ subject, timeout });
-    if (this.#sendOnly) {
-      throw new TypeError(
-        "no reply inbox: a sendOnly endpoint cannot wait for replies; create the endpoint without sendOnly",
-      );
-    }
-    options.signal?.throwIfAborted();
-    if (this.#pending.size >= this.#maxPending) {
-      throw new PendingLimitError(
-        `${this.#pending.size} requests are already waiting (maxPending ${this.#maxPending}): ` +
-          `retry later, or raise the endpoint's maxPending`,
-      );
-    }
-    const id = crypto.randomUUID();
-    const hook = this.#hooks.request;
-    // Traced (an add-on): the headers gain a trace context before their size is checked.
-    let trace: RequestTrace | undefined;
-    let data!: Uint8Array;
-    let headers!: Record<string, string>;
-    let size!: number;
-    let inbox!: string;
-    try {
-      ({ data, headers, size } = encodeRequest(contract, body, {
-        headers: options.headers,
-        timeout,
-        maxPayload: this.#transport.maxPayload,
-        trace: hook && ((headers, bytes) => {
-          try {
-            trace = hook({ subject, id, headers, bytes, gather: how.gather !== undefined });
-          } catch (error) {
-            this.#report(subject, error); // untraced, but sent
-          }
-        }),
-      }));
-      inbox = this.#inbox.open();
-      assertFitsLine(subject, inbox, size);
-      if (this.#outage.down && !this.#outage.fits(size)) {
-        throw new PendingLimitError(
-          `the connection to NATS is down and ${this.#outage.heldBytes} bytes of requests are ` +
-            `held (maxHeldBytes ${this.#outage.maxHeldBytes}): retry once it is back, or raise maxHeldBytes; nothing was sent`,
-        );
-      }
-    } catch (error) {
-      trace?.end("unsent", error);
-      throw error;
-    }
-
-    const { signal } = options;
-    const entry: PendingEntry = {
-      id,
-      contract,
-      started,
-      deadline: started + timeout,
-      timeout,
-      resolve: how.resolve,
-      reject: how.reject,
-      gather: how.gather,
-      trace,
-      detach: undefined,
-      prev: undefined,
-      next: undefined,
-      state: "sent",
-      sent: undefined,
-      attempts: 0,
-      retry: undefined,
-    };
-    this.#pending.add(entry);
-    how.gather?.attach(entry);
-    if (signal) {
-      const onAbort = () => this.#settle(id, "abort", () => signal.reason);
-      signal.addEventListener("abort", onAbort, { once: true });
-      entry.detach = () => signal.removeEventListener("abort", onAbort);
-    }
-    const reply = `${inbox}.${id}`;
-    // Keep what is sent only while it is held, or a no-responders retry or (idempotent) a
-    // resend after a drop may need it.
-    if (this.#outage.keeps(started) || contract.idempotent) {
-      entry.sent = { subject, reply, data, headers, size };
-    }
-    if (this.#outage.down) {
-      // A NATS client drops what is published while disconnected: hold it until the
-      // connection is back, within its deadline.
-      this.#outage.hold(entry);
-      trace?.event("held");
-      return entry;
-    }
-    try {
-      headers[SENT_HEADER] = stamp();
-      this.#transport.publish(subject, data, { reply, headers });
-    } catch (error) {
-      // Never published: no request or settle event, nothing left behind.
-      this.#pending.take(id);
-      trace?.end("unsent", error);
-      throw error instanceof DisconnectedError ? error : new InvalidRequestError(
-        `${subject} could not be sent (${errorText(error)}); nothing was sent`,
-        { cause: error },
-      );
-    }
-    this.dispatchEvent(new RequestEvent(subject, { id, timeout }));
-    how.gather?.sent();
-    return entry;
+    return this.#callbacks.requestMany(contract, body, options);
   }
 
   /**
@@ -566,7 +362,9 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
       );
     }
     if (typeof handler !== "function") throw new TypeError("onReply() needs a handler function");
-    return this.#register(this.#replyHandlers.add(contract, handler as ReplyHandler<Contract>));
+    return this.#register(
+      this.#callbacks.replies.add(contract, handler as ReplyHandler<Contract>),
+    );
   }
 
   /**
@@ -590,17 +388,7 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
     this.#closed = true;
     this.#unwatch?.();
     for (const registration of [...this.#registrations]) registration.stop();
-    this.#inbox.close();
-    for (const id of this.#pending.ids()) {
-      this.#settle(
-        id,
-        "closed",
-        () =>
-          new ClosedError(
-            "the endpoint was closed while waiting for the reply: callbacks live in memory; send again on a new endpoint",
-          ),
-      );
-    }
+    this.#callbacks.close();
     return Promise.resolve();
   }
 
@@ -625,128 +413,6 @@ export class Endpoint extends EndpointEvents implements AsyncDisposable {
     };
     this.#registrations.add(registration);
     return registration;
-  }
-
-  #inboxFailed(subject: string, cause: Error): void {
-    for (const id of this.#pending.ids()) {
-      this.#settle(id, "disconnected", (entry) =>
-        new DisconnectedError(
-          `the reply inbox subscription ${subject}.* failed (${cause.message}): if your NATS user may ` +
-            `subscribe only to its own inbox subjects, set the endpoint's inboxPrefix option to one of them`,
-          { cause, ...about(entry) },
-        ));
-    }
-  }
-
-  /**
-   * A message on the reply inbox. Everything about it is read by `readReply`,
-   * which never throws: a reply that cannot be read settles its request as
-   * `InvalidReplyError`, so nothing from the wire can throw into the transport.
-   */
-  #receiveReply(id: string, message: TransportMessage): void {
-    const entry = this.#pending.get(id);
-    if (entry === undefined) {
-      return this.#replyHandlers.late(this.#pending.settled(id), { id, reply: message });
-    }
-    if (entry.gather) return entry.gather.receive(message);
-    const result = readReply(entry.contract, message, entry.timeout);
-    if (result.ok) {
-      this.#pending.take(id);
-      this.#finish(entry, "reply", undefined);
-      entry.resolve(result.value);
-      this.#replied(entry, result.value);
-      return;
-    }
-    if (result.outcome === "no-responders" && this.#outage.retry(entry)) {
-      return entry.trace?.event("retry");
-    }
-    this.#pending.take(id);
-    this.#reject(entry, result.outcome, result.error);
-  }
-
-  /** Runs the contract's reply handlers for a valid reply, after its callback. */
-  #replied(entry: PendingEntry, value: unknown): void {
-    if (this.#replyHandlers.has(entry.contract)) {
-      this.#replyHandlers.run(entry.contract, value, {
-        id: entry.id,
-        late: false,
-        recovered: false,
-      });
-    }
-  }
-
-  #connectionChanged(status: TransportStatus): void {
-    if (this.#closed) return;
-    if (status === "disconnect") {
-      this.#outage.disconnect(this.#pending.values());
-    } else if (status === "reconnect") {
-      this.#outage.reconnect();
-      // The event before the resends: a listener of theirs may drop the connection again,
-      // and its "disconnect" must come after this "reconnect".
-      this.dispatchEvent(new ConnectionEvent(status));
-      this.#outage.resendHeld();
-      return;
-    } else {
-      this.#outage.close();
-      for (const id of this.#pending.ids()) {
-        this.#settle(id, "disconnected", (entry) => connectionClosed(about(entry)));
-      }
-    }
-    this.dispatchEvent(new ConnectionEvent(status));
-  }
-
-  /** Publishes a held or retried request with what is left of its time budget. */
-  #resend(entry: PendingEntry): void {
-    const { subject, reply, data, headers } = entry.sent!;
-    const left = Math.max(1, Math.ceil(entry.deadline - performance.now()));
-    try {
-      this.#transport.publish(subject, data, {
-        reply,
-        headers: { ...headers, [TIMEOUT_HEADER]: String(left), [SENT_HEADER]: stamp() },
-      });
-    } catch (error) {
-      this.#settle(entry.id, "disconnected", () => error);
-      return;
-    }
-    this.#outage.sent(entry);
-    entry.trace?.event("resent");
-    this.dispatchEvent(new RequestEvent(subject, { id: entry.id, timeout: left }));
-    entry.gather?.sent();
-  }
-
-  /** Settles a waiting request with an error made for it; nothing if it already settled. */
-  #settle(id: string, outcome: Outcome, error: (entry: PendingEntry) => unknown): void {
-    const entry = this.#pending.take(id);
-    if (entry !== undefined) this.#reject(entry, outcome, error(entry));
-  }
-
-  /** Settles a request taken from the table with an error; a gather decides how it ends. */
-  #reject(entry: PendingEntry, outcome: Outcome, reason: unknown): void {
-    if (entry.gather) return entry.gather.ended(outcome, reason);
-    this.#finish(entry, outcome, reason);
-    entry.reject(reason);
-  }
-
-  #finish(entry: PendingEntry, outcome: Outcome, error: unknown, summary?: GatherSummary): void {
-    this.#outage.settled(entry);
-    entry.trace?.end(outcome, error);
-    // Closed while waiting: a transport that keeps replies keeps this one for the next instance.
-    if (outcome !== "closed") {
-      this.#transport.forget?.(
-        entry.id,
-        summary ? summary.replies > 0 : BY_REPLY.has(outcome),
-      );
-    }
-    this.dispatchEvent(
-      new SettleEvent(entry.contract.subject, {
-        id: entry.id,
-        outcome,
-        duration: performance.now() - entry.started,
-        error,
-        replies: summary?.replies,
-        end: summary?.end,
-      }),
-    );
   }
 
   /**
