@@ -11,6 +11,7 @@ import { connect, type NatsConnection } from "nats.ws";
 import { assert, assertEquals, assertInstanceOf, assertRejects, assertThrows } from "@std/assert";
 import { Endpoint, natsTransport, NoRespondersError, type ReplyInfo } from "../mod.ts";
 import { DurableError, durableTransport, type ExpiredRequest } from "../durable.ts";
+import { retryLaterMs } from "../src/durable/transport.ts";
 import { Approve, CheckStock, PlaceOrder } from "./helpers/contract_suite.ts";
 import { Orphan } from "./helpers/durable_contracts.ts";
 import { type NatsServer, startNatsServer } from "./helpers/nats_server.ts";
@@ -429,4 +430,18 @@ Deno.test("durable - closing while replies arrive loses none: the next instance 
     await back.close();
     await nc.close();
   }
+});
+
+Deno.test("durable - a reply no handler takes yet comes back after 1 s, then 2, 4… up to a minute", () => {
+  // nats.ws counts deliveries in redeliveryCount: 1 the first time
+  assertEquals([1, 2, 3, 4, 6, 7, 8, 50].map(retryLaterMs), [
+    1_000,
+    2_000,
+    4_000,
+    8_000,
+    32_000,
+    60_000,
+    60_000,
+    60_000,
+  ]);
 });

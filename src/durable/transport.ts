@@ -32,6 +32,15 @@ const RETRY_LATER_MS = 1_000;
 /** The longest it waits between deliveries, in milliseconds. */
 const MAX_RETRY_LATER_MS = 60_000;
 
+/**
+ * How long a reply no handler takes yet waits before its next delivery: 1 s
+ * after its first, then 2, 4… up to a minute. `deliveries` is JetStream's
+ * count of them (nats.ws's `redeliveryCount`, 1 the first time).
+ */
+export function retryLaterMs(deliveries: number): number {
+  return Math.min(RETRY_LATER_MS * 2 ** Math.max(0, deliveries - 1), MAX_RETRY_LATER_MS);
+}
+
 /** A request that expired with no reply while no instance of its durable name ran. */
 export interface ExpiredRequest {
   /** The request's id (its `request` event's `id`). */
@@ -353,7 +362,7 @@ export class DurableTransport implements Transport, AsyncDisposable {
     if (later) {
       this.#delivering.delete(id);
       // Later each time, so that replies waiting for a handler do not crowd out the others.
-      return m.nak(Math.min(RETRY_LATER_MS * 2 ** m.info.redeliveryCount, MAX_RETRY_LATER_MS));
+      return m.nak(retryLaterMs(m.info.redeliveryCount));
     }
     setTimeout(() => {
       m.ack();
