@@ -106,7 +106,7 @@ export function invalid(
   subject: string,
   why: string,
   options: { issues?: readonly Issue[]; cause?: unknown } = {},
-): ReplyResult {
+): ReplyResult & { ok: false } {
   return {
     ok: false,
     outcome: "invalid-reply",

@@ -137,12 +137,15 @@ export function stamp(): string {
   return String(Date.now());
 }
 
+/** The longest delay a timer holds, in milliseconds (2^31 − 1). */
+export const MAX_TIMEOUT = 2_147_483_647;
+
 /**
  * A timeout in milliseconds, from 1 to 2^31−1 (what a timer holds); a
  * `RangeError` naming `what` otherwise.
  */
 export function checkTimeout(timeout: unknown, what: string): number {
-  if (typeof timeout !== "number" || !(timeout >= 1) || timeout > 2_147_483_647) {
+  if (typeof timeout !== "number" || !(timeout >= 1) || timeout > MAX_TIMEOUT) {
     throw new RangeError(
       `${what} must be a number of milliseconds from 1 to 2147483647, got ${String(timeout)}`,
     );

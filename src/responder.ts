@@ -13,6 +13,7 @@ import type { Hooks, ServeObserver, ServeTrace } from "./internals.ts";
 import { ClosedError, InvalidReplyError, ReplyError, TimeoutError } from "./errors.ts";
 import { headerBytes, MAX_CONTROL_LINE, publishLineBytes } from "./limits.ts";
 import { summarize } from "./reply.ts";
+import { MAX_TIMEOUT } from "./request.ts";
 import { type Answer, REMEMBER_MS, ReplyMemory } from "./reply_memory.ts";
 import { encodeReply, parseJson } from "./responses.ts";
 import { type Checked, checkSchema } from "./schema.ts";
@@ -221,7 +222,7 @@ export class Responder<C extends Contract> {
           );
         const wait = deadline - Date.now();
         if (wait <= 0) expire();
-        else if (wait <= MAX_TIMER) timer = setTimeout(expire, wait);
+        else if (wait <= MAX_TIMEOUT) timer = setTimeout(expire, wait);
       }
       return made.signal;
     };
@@ -368,7 +369,6 @@ export class Responder<C extends Contract> {
 const EMPTY = new Uint8Array();
 /** What a request served neither traced nor observed carries. */
 const UNWATCHED: Served = Object.freeze({ start: 0, trace: undefined });
-const MAX_TIMER = 2_147_483_647;
 
 function stopped(contract: Contract): ClosedError {
   return new ClosedError(`the ${contract.subject} handler was stopped`);

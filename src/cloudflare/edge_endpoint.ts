@@ -12,7 +12,7 @@ import { assertContract, type Contract, type ReplyOf, type RequestOf } from "../
 import { DisconnectedError, EdgeError, TimeoutError } from "../errors.ts";
 import type { RequestOptions } from "../options.ts";
 import { invalid, summarize } from "../reply.ts";
-import { checkTimeout, encodeRequest } from "../request.ts";
+import { checkTimeout, encodeRequest, MAX_TIMEOUT } from "../request.ts";
 import { checkResponse } from "../responses.ts";
 import { decodeText, errorText } from "../wire.ts";
 import {
@@ -88,9 +88,6 @@ export interface EdgeEndpoint {
 export const EDGE_GRACE_MS = 1_000;
 
 const DEFAULT_TIMEOUT = 30_000;
-
-/** The longest delay a timer takes (2^31 − 1 ms). */
-const MAX_TIMER = 2_147_483_647;
 
 /** Where the `fetch` fallback sends (the host is not looked up: the stub takes it). */
 const FETCH_BASE = "https://callbacks.invalid/";
@@ -211,7 +208,7 @@ class Edge implements EdgeEndpoint {
                 { subject, timeout },
               ),
             ),
-          Math.min(timeout + EDGE_GRACE_MS, MAX_TIMER),
+          Math.min(timeout + EDGE_GRACE_MS, MAX_TIMEOUT),
         );
         // A stub that throws, or answers with no promise, fails as one that rejects.
         Promise.resolve().then(() => this.#send(message)).then((answer) => {
@@ -310,10 +307,9 @@ function readAnswer(
     } else {
       const checked = checkResponse(contract.response, answer.value);
       if (checked.ok) return checked.value;
-      const result = invalid(contract.subject, summarize(checked.issues), {
+      error = invalid(contract.subject, summarize(checked.issues), {
         issues: checked.issues,
-      });
-      error = (result as { error: Error }).error;
+      }).error;
     }
   } catch (cause) {
     error = new EdgeError(
