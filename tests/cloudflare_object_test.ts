@@ -85,6 +85,7 @@ Deno.test("cloudflare object - settings: missing or wrong NATS_SERVERS and half 
   const cases: [Record<string, unknown>, RegExp][] = [
     [{}, /set NATS_SERVERS/],
     [{ NATS_SERVERS: " " }, /set NATS_SERVERS/],
+    [{ NATS_SERVERS: " , ," }, /set NATS_SERVERS/],
     [{ NATS_SERVERS: "nats://127.0.0.1:4222" }, /not a ws:\/\/ or wss:\/\/ URL/],
     [{ NATS_SERVERS: "ws://a:1,not a url" }, /not a ws/],
     [{ NATS_SERVERS: "ws://a:1", NATS_USER: "u" }, /NATS_USER and NATS_PASSWORD together/],

@@ -50,14 +50,13 @@ export function settingsOf(env: unknown): NatsSettings | EdgeError {
     const value = vars[name];
     return typeof value === "string" && value.trim() !== "" ? value.trim() : undefined;
   };
-  const list = text("NATS_SERVERS");
-  if (list === undefined) {
+  const servers = (text("NATS_SERVERS") ?? "").split(",").map((s) => s.trim()).filter((s) => s);
+  if (servers.length === 0) {
     return config(
       "the callbacks object has no NATS servers: set NATS_SERVERS to the NATS WebSocket URLs, " +
         "comma-separated (e.g. wss://nats.example.com)",
     );
   }
-  const servers = list.split(",").map((server) => server.trim()).filter((server) => server);
   for (const server of servers) {
     let protocol: string | undefined;
     try {
