@@ -9,7 +9,13 @@
 
 import { connect, type NatsConnection } from "nats.ws";
 import { assert, assertEquals, assertInstanceOf, assertRejects, assertThrows } from "@std/assert";
-import { Endpoint, natsTransport, NoRespondersError, type ReplyInfo } from "../mod.ts";
+import {
+  Endpoint,
+  natsTransport,
+  NoRespondersError,
+  type ReplyInfo,
+  type Transport,
+} from "../mod.ts";
 import { DurableError, durableTransport, type ExpiredRequest } from "../durable.ts";
 import { retryLaterMs } from "../src/durable/transport.ts";
 import { Approve, CheckStock, PlaceOrder } from "./helpers/contract_suite.ts";
@@ -252,39 +258,87 @@ Deno.test("durable - one live instance per name; a clean close frees it at once;
   }
 });
 
+/** `transport`, telling `onDecline` each time a kept reply is asked to come again later. */
+function declining(transport: Transport, onDecline: () => void): Transport {
+  return {
+    publish: (subject, data, options) => transport.publish(subject, data, options),
+    subscribe: (subject, onMessage, options) =>
+      transport.subscribe(subject, (message) => {
+        const retryLater = message.retryLater;
+        onMessage(
+          retryLater === undefined ? message : {
+            subject: message.subject,
+            reply: message.reply,
+            data: message.data,
+            status: message.status,
+            header: (name) => message.header(name),
+            requestSubject: message.requestSubject,
+            retryLater: () => {
+              onDecline();
+              retryLater.call(message);
+            },
+          },
+        );
+      }, options),
+    maxPayload: transport.maxPayload,
+    get connected() {
+      return transport.connected !== false;
+    },
+    watch: (listener) => transport.watch!(listener),
+    flush: () => transport.flush!(),
+    inboxPrefix: transport.inboxPrefix!,
+    keepsReplies: true,
+    forget: (id, replied) => transport.forget!(id, replied),
+  };
+}
+
 Deno.test("durable - storage is bounded: a reply no handler takes expires at maxAge", async () => {
   await using server = await jetstreamServer();
-  const back = await responders(server, Promise.resolve());
+  const gate = Promise.withResolvers<void>();
+  const back = await responders(server, gate.promise);
   const nc = await connect({ servers: server.wsUrl });
   try {
     const jsm = await nc.jetstreamManager();
     // The stream is made with this maxAge by the first instance.
     const setup = await durableTransport(nc, {
       name: "bounded",
-      maxAge: 1_000,
+      maxAge: 3_000,
       stream: "SHORT",
       prefix: "_SHORT",
+      ackWait: ACK_WAIT,
     });
     await setup.close();
     const first = await requester(server, "bounded", "orphan", {
-      maxAge: 1_000,
+      maxAge: 3_000,
       stream: "SHORT",
       prefix: "_SHORT",
+      ackWait: ACK_WAIT,
     });
-    await waitUntil(
-      "the reply to be kept",
-      async () => (await jsm.streams.info("SHORT")).state.last_seq >= 1, // stored (maybe dropped already)
-    );
+    // Answered once the requester is gone: its reply is kept for the next instance.
+    await waitUntil("the request to arrive", () => Promise.resolve(back.received === 1));
     first.proc.child.kill("SIGKILL");
     await first.proc.wait();
+    gate.resolve();
+    await waitUntil(
+      "the reply to be kept",
+      async () => (await jsm.streams.info("SHORT")).state.last_seq >= 1,
+    );
     const transport = await durableTransport(nc, {
       name: "bounded",
-      maxAge: 1_000,
+      maxAge: 3_000,
       stream: "SHORT",
       prefix: "_SHORT",
+      ackWait: ACK_WAIT,
     });
-    const endpoint = new Endpoint(transport, { logErrors: false });
-    // No handler for its contract: it waits, then the stream drops it at maxAge.
+    // No handler for its contract: it is delivered, declined (kept for later), and stays
+    // stored until the stream drops it at maxAge.
+    let declined = 0;
+    const endpoint = new Endpoint(
+      declining(transport, () => declined++),
+      { logErrors: false },
+    );
+    await waitUntil("the reply to be delivered and declined", () => Promise.resolve(declined >= 1));
+    assertEquals((await jsm.streams.info("SHORT")).state.messages, 1, "kept, not acknowledged");
     await waitUntil(
       "the stream to drop it",
       async () => (await jsm.streams.info("SHORT")).state.messages === 0,
