@@ -250,8 +250,13 @@ Deno.test("durable - one live instance per name; a clean close frees it at once;
     const crashed = await requester(server, "solo", "none");
     crashed.proc.child.kill("SIGKILL");
     await crashed.proc.wait();
-    const third = await durableTransport(nc, { name: "solo" });
-    await third.close();
+    // (the server may take a moment to see the dead socket)
+    let third: Awaited<ReturnType<typeof durableTransport>> | undefined;
+    await waitUntil("the crashed holder's name to be free", async () => {
+      third = await durableTransport(nc, { name: "solo" });
+      return true;
+    });
+    await third!.close();
   } finally {
     await nc.close();
     await nc2.close();
