@@ -21,7 +21,7 @@ import {
 import { edge, Gate, message, namespaceOf } from "./helpers/edge.ts";
 import { EdgeNobody, EdgeStock } from "./helpers/edge_contracts.ts";
 import { startNatsServer } from "./helpers/nats_server.ts";
-import { waitUntil } from "./helpers/nats_cluster.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 Deno.test("cloudflare object - messages the object cannot read get an EdgeError, and it serves the next one", async () => {
   await using f = await edge();

@@ -33,7 +33,7 @@ import {
 } from "../cloudflare.ts";
 import { edge, namespaceOf } from "./helpers/edge.ts";
 import { EdgeApprove, EdgeNobody, EdgeOrder, EdgeStock } from "./helpers/edge_contracts.ts";
-import { waitUntil } from "./helpers/nats_cluster.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 Deno.test("cloudflare - int, enum and object replies come through the object, typed and validated in the Worker", async () => {
   await using f = await edge();

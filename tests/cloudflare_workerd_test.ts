@@ -9,7 +9,7 @@ import { assert, assertEquals, assertMatch } from "@std/assert";
 import { bundle } from "./helpers/bundle.ts";
 import { startResponders } from "./helpers/edge.ts";
 import { type Connection, connz, monitorUrl } from "./helpers/monitor.ts";
-import { waitUntil } from "./helpers/nats_cluster.ts";
+import { waitUntil } from "./helpers/wait.ts";
 import { type NatsServer, startNatsServer } from "./helpers/nats_server.ts";
 import { startWorkerd, type Workerd, type WorkerdOptions } from "./helpers/workerd.ts";
 

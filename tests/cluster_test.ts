@@ -21,6 +21,7 @@ import {
 } from "../mod.ts";
 import { connectWs } from "./helpers/connect.ts";
 import { type NatsCluster, startCluster, startLeaf } from "./helpers/nats_cluster.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 const body = v.object({ n: v.number() });
 const Reserve = defineRequest({
@@ -63,9 +64,10 @@ const probe = (k: number) =>
 /** Waits until the caller's node routes to `responders` responders (their probes answer). */
 async function reachable(caller: Endpoint, responders: number): Promise<void> {
   for (let k = 1; k <= responders; k++) {
-    while (!await caller.request(probe(k), null).then(() => true, () => false)) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await waitUntil(
+      `responder ${k} reachable`,
+      () => caller.request(probe(k), null).then(() => true, () => false),
+    );
   }
 }
 
@@ -128,10 +130,10 @@ Deno.test("cluster - queue groups balance requests across nodes", async () => {
     await Promise.all([nc2.flush(), nc3.flush()]);
     await cluster.routed();
     // The interest has reached node 1 once a request finds a responder.
-    let answered = false;
-    while (!answered) {
-      answered = await caller.request(Charge, { n: 0 }).then(() => true, () => false);
-    }
+    await waitUntil(
+      "a responder reachable from node 1",
+      () => caller.request(Charge, { n: 0 }).then(() => true, () => false),
+    );
     const replies = await Promise.all(
       Array.from({ length: 100 }, (_, n) => caller.request(Charge, { n })),
     );
@@ -170,7 +172,7 @@ Deno.test("cluster - the requester's node killed with requests in flight: idempo
     const plain = Array.from({ length: count }, (_, n) => caller.request(Charge, { n }));
     const outcomes = [...idempotent, ...plain].map((p) => p.then((v) => v, (e) => e));
     // Every request has reached a responder, whose handler waits at the gate.
-    while (runs.size < 2 * count) await new Promise((r) => setTimeout(r, 10));
+    await waitUntil("every request at the gate", () => Promise.resolve(runs.size >= 2 * count));
     const down = next(caller, "disconnect");
     await n1!.kill();
     await down;
@@ -219,7 +221,7 @@ Deno.test("cluster - a responder's node killed with requests in flight: it answe
     await reachable(caller, 2);
     const count = 60;
     const inFlight = Array.from({ length: count }, (_, n) => caller.request(Charge, { n }));
-    while (runs.size < count) await new Promise((r) => setTimeout(r, 10));
+    await waitUntil("every request at the gate", () => Promise.resolve(runs.size >= count));
     const down = next(r2, "disconnect");
     const back = next(r2, "reconnect");
     await n2!.kill();
@@ -259,7 +261,7 @@ Deno.test("cluster - a requester on a leaf node (nats.ws, as a browser) reaches 
     // The probes crossed the leaf connection both ways: requests out, replies back.
     const count = 20;
     const inFlight = Array.from({ length: count }, (_, n) => caller.request(Reserve, { n }));
-    while (runs.size < count) await new Promise((r) => setTimeout(r, 10));
+    await waitUntil("every request at the gate", () => Promise.resolve(runs.size >= count));
     const down = next(caller, "disconnect");
     await leaf.kill();
     await down;

@@ -22,7 +22,7 @@ import { Approve, CheckStock, PlaceOrder } from "./helpers/contract_suite.ts";
 import { Orphan } from "./helpers/durable_contracts.ts";
 import { type NatsServer, startNatsServer } from "./helpers/nats_server.ts";
 import { Process } from "./helpers/process.ts";
-import { waitUntil } from "./helpers/nats_cluster.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 const ACK_WAIT = 1_000;
 const REQUESTER = new URL("./helpers/durable_requester.ts", import.meta.url).pathname;

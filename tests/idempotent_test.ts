@@ -23,7 +23,7 @@ import {
   type RequestEvent,
   type Transport,
 } from "../mod.ts";
-import { waitUntil } from "./helpers/nats_cluster.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 const Reserve = defineRequest({
   subject: "stock.reserve",

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { waitUntil } from "./wait.ts";
 import { natsServerBin } from "../prerequisites.ts";
 import { NATS_SERVER_NOT_FOUND } from "./nats_server.ts";
 import { Process } from "./process.ts";
@@ -230,19 +231,6 @@ async function accepts(port: number): Promise<boolean> {
     return true;
   } catch {
     return false;
-  }
-}
-
-/** Polls `check` until it holds, or throws `what` after the deadline. */
-export async function waitUntil(
-  what: string,
-  check: () => Promise<boolean>,
-  timeoutMs = READY_TIMEOUT_MS,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!await check().catch(() => false)) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(POLL_MS);
   }
 }
 

@@ -1,5 +1,6 @@
 import { assertEquals, assertNotEquals } from "@std/assert";
-import { startCluster, startLeaf, waitUntil } from "./nats_cluster.ts";
+import { startCluster, startLeaf } from "./nats_cluster.ts";
+import { waitUntil } from "./wait.ts";
 
 Deno.test("cluster harness - routes form, a killed node restarts on its ports and routes again, a leaf node connects", async () => {
   await using cluster = await startCluster(3, { leafnodes: true, jetstream: true });
