@@ -47,7 +47,12 @@ Deno.test("cloudflare - int, enum and object replies come through the object, ty
   assertEquals([left, decision, order], [5, "Approved", { orderId: "Bx2", eta: 2_000 }]);
   assertEquals(await endpoint.request(EdgeApprove, { orderId: "x" }), "Rejected");
   assertEquals(endpoint.pending, 0);
-  assertEquals(f.object.stats(), { connected: true, pending: 0, connections: 1 });
+  assertEquals(f.object.stats(), {
+    connected: true,
+    connecting: false,
+    pending: 0,
+    connections: 1,
+  });
   assertEquals(ns.sent.names, ["callbacks"]);
   edgeEndpoint(ns, { shard: "eu-2" });
   assertEquals(ns.sent.names, ["callbacks", "eu-2"]);
@@ -193,7 +198,12 @@ Deno.test("cloudflare - over fetch (no RPC) the answers and errors are the same"
   assertEquals(ns.sent.cancels, 1);
 
   const stats = await f.object.fetch(new Request("https://x/stats"));
-  assertEquals(await stats.json(), { connected: true, pending: 0, connections: 1 });
+  assertEquals(await stats.json(), {
+    connected: true,
+    connecting: false,
+    pending: 0,
+    connections: 1,
+  });
   const wrong = await f.object.fetch(new Request("https://x/other", { method: "POST" }));
   assertEquals(wrong.status, 404);
   await wrong.body?.cancel();
@@ -363,5 +373,10 @@ Deno.test("cloudflare - nats-server restarted while requests flow: held, then an
   assertEquals(f.responders.received.length, 1);
   await f.server.restart();
   assertEquals(await Promise.all(during), Array.from({ length: 20 }, (_, i) => i % 2 ? 5 : 0));
-  assertEquals(f.object.stats(), { connected: true, pending: 0, connections: 1 });
+  assertEquals(f.object.stats(), {
+    connected: true,
+    connecting: false,
+    pending: 0,
+    connections: 1,
+  });
 });

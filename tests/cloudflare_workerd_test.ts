@@ -6,6 +6,7 @@
  */
 
 import { assert, assertEquals, assertMatch } from "@std/assert";
+import type { EdgeStats } from "../cloudflare.ts";
 import { bundle } from "./helpers/bundle.ts";
 import { startResponders } from "./helpers/edge.ts";
 import { type Connection, connz, monitorUrl } from "./helpers/monitor.ts";
@@ -54,7 +55,7 @@ async function call(worker: Workerd, input: Call): Promise<Outcome> {
 async function stats(
   worker: Workerd,
   shard?: string,
-): Promise<{ connected: boolean; pending: number; connections: number }> {
+): Promise<EdgeStats> {
   const res = await fetch(`${worker.url}/stats${shard ? `?shard=${shard}` : ""}`);
   const text = await res.text();
   assertEquals(res.status, 200, `${text}\n${worker.log}`);
@@ -140,7 +141,12 @@ Deno.test("cloudflare workerd - int, enum and object replies come through the ob
     eta: 2_000,
   });
   assertEquals((await f.objectConnections()).length, 1);
-  assertEquals(await stats(f.worker), { connected: true, pending: 0, connections: 1 });
+  assertEquals(await stats(f.worker), {
+    connected: true,
+    connecting: false,
+    pending: 0,
+    connections: 1,
+  });
 });
 
 Deno.test("cloudflare workerd - each failure is the endpoint's error class, in the Worker", async () => {
@@ -172,7 +178,12 @@ Deno.test("cloudflare workerd - each failure is the endpoint's error class, in t
   const refused = await call(f.worker, { contract: "order", body: { sku: "B", qty: "2" } });
   assertEquals(refused.classes, ["CallbackError", "InvalidRequestError"]);
   assertEquals(f.responders.received, ["Z-9", "slow"], "nothing else reached the stock responder");
-  assertEquals(await stats(f.worker), { connected: true, pending: 0, connections: 1 });
+  assertEquals(await stats(f.worker), {
+    connected: true,
+    connecting: false,
+    pending: 0,
+    connections: 1,
+  });
 });
 
 Deno.test("cloudflare workerd - an abort rejects at once with its reason and the object stops waiting", async () => {
@@ -215,7 +226,12 @@ Deno.test("cloudflare workerd - 50 concurrent Worker requests are served over on
   assertEquals((await f.objectConnections()).length, 1);
   const closed = (await connz(f.monitor, "closed")).connections;
   assertEquals(closed.filter((c) => c.name === OBJECT_NAME), [], "none opened and closed");
-  assertEquals(await stats(f.worker), { connected: true, pending: 0, connections: 1 });
+  assertEquals(await stats(f.worker), {
+    connected: true,
+    connecting: false,
+    pending: 0,
+    connections: 1,
+  });
 });
 
 Deno.test("cloudflare workerd - each shard is one object and one connection", async () => {
@@ -264,7 +280,12 @@ Deno.test("cloudflare workerd - nats-server restarted while requests flow: answe
     assert(o.elapsed! >= 3_000 - 50, `at the deadline: ${JSON.stringify(o)}`);
   }
   assert(outcomes.every((o) => !o.ok || o.value === 5));
-  assertEquals(await stats(f.worker), { connected: true, pending: 0, connections: 1 });
+  assertEquals(await stats(f.worker), {
+    connected: true,
+    connecting: false,
+    pending: 0,
+    connections: 1,
+  });
   assertEquals((await f.objectConnections()).length, 1);
 });
 
@@ -285,7 +306,12 @@ Deno.test("cloudflare workerd - an evicted object (workerd restarted) connects a
   const after = await f.objectConnections();
   assertEquals(after.length, 1);
   assert(after[0]!.cid !== before.cid, "a new connection");
-  assertEquals(await stats(f.worker), { connected: true, pending: 0, connections: 1 });
+  assertEquals(await stats(f.worker), {
+    connected: true,
+    connecting: false,
+    pending: 0,
+    connections: 1,
+  });
 });
 
 Deno.test("cloudflare workerd - before Durable Object RPC (compatibility date 2024-03-01) Worker and object speak over fetch", async () => {
@@ -297,7 +323,12 @@ Deno.test("cloudflare workerd - before Durable Object RPC (compatibility date 20
   });
   const remote = await call(f.worker, { contract: "stock", body: { sku: "Z-9" } });
   assertEquals([remote.name, remote.code], ["RemoteError", 404]);
-  assertEquals(await stats(f.worker), { connected: true, pending: 0, connections: 1 });
+  assertEquals(await stats(f.worker), {
+    connected: true,
+    connecting: false,
+    pending: 0,
+    connections: 1,
+  });
 });
 
 Deno.test("cloudflare workerd - a message of another protocol version gets an EdgeError, and the object serves on", async () => {

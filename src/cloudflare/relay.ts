@@ -43,6 +43,8 @@ export interface RelayOptions {
 export interface EdgeStats {
   /** Whether its NATS connection is up (`false` while it opens or reconnects). */
   readonly connected: boolean;
+  /** Whether it is trying to open a connection (while requests wait for one). */
+  readonly connecting: boolean;
   /** Requests it is waiting on for Workers. */
   readonly pending: number;
   /** NATS connections it opened since it started (1 while all is well). */
@@ -89,6 +91,7 @@ export class Relay {
   stats(): EdgeStats {
     return {
       connected: this.#live !== undefined && natsTransport(this.#live.nc).connected !== false,
+      connecting: this.#opening !== undefined,
       pending: this.#waiting.size,
       connections: this.#connections,
     };
