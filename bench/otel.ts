@@ -1,8 +1,9 @@
 /**
  * What tracing costs: object requests at 100 in flight through an endpoint
  * that is not instrumented, one instrumented with no SDK registered (the
- * `@opentelemetry/api` no-op tracer), and one instrumented with the SDK and an
- * in-memory exporter, in the same run against one nats-server and the same
+ * `@opentelemetry/api` no-op tracer), and one instrumented with the SDK as a
+ * user installs it (an in-memory exporter, emptied after each sample, the W3C
+ * propagator and the context manager), in the same run against one nats-server and the same
  * responder, library turns alternating (ABAB). Ratios are against the
  * endpoint that is not instrumented.
  *
@@ -11,17 +12,13 @@
  * @module
  */
 
-import { trace } from "@opentelemetry/api";
+import { context, propagation, trace } from "@opentelemetry/api";
 import { connect } from "nats.ws";
 import { Endpoint, natsTransport } from "../mod.ts";
 import { instrument } from "../otel.ts";
 import { wsFactory } from "../deno.ts";
 import { startNatsServer } from "../tests/helpers/nats_server.ts";
-import {
-  BasicTracerProvider,
-  InMemorySpanExporter,
-  SimpleSpanProcessor,
-} from "../tests/deps/otel.ts";
+import { registerSdk } from "../tests/helpers/otel_sdk.ts";
 import { BODY, median, PlaceOrder, run, type Sample } from "./lib.ts";
 
 const quick = Deno.args.includes("--quick");
@@ -29,9 +26,14 @@ const ROUNDS = quick ? 1 : 5;
 const SAMPLE_MS = quick ? 100 : 500;
 
 /** Requests per second of `a` and `b`, ABAB, and the median of the rounds' ratios a/b. */
-async function compare(a: () => Promise<unknown>, b: () => Promise<unknown>) {
+async function compare(
+  a: () => Promise<unknown>,
+  b: () => Promise<unknown>,
+  afterEach: () => void = () => {},
+) {
   await run(a, 100, SAMPLE_MS / 2);
   await run(b, 100, SAMPLE_MS / 2);
+  afterEach();
   const ratios: number[] = [];
   const rates = { a: [] as number[], b: [] as number[] };
   for (let round = 0; round < ROUNDS; round++) {
@@ -40,6 +42,7 @@ async function compare(a: () => Promise<unknown>, b: () => Promise<unknown>) {
     for (let k = 0; k < 4; k++) {
       const aTurn = (k + round) % 2 === 0;
       (aTurn ? as : bs).push(await run(aTurn ? a : b, 100, SAMPLE_MS / 2));
+      afterEach();
     }
     const rate = (xs: Sample[]) =>
       xs.reduce((t, x) => t + x.ops, 0) / xs.reduce((t, x) => t + x.ms, 0) * 1000;
@@ -69,16 +72,17 @@ export async function otelBench() {
   try {
     const send = (endpoint: Endpoint) => () => endpoint.request(PlaceOrder, BODY);
     const noSdk = await compare(send(traced), send(plain));
-    const exporter = new InMemorySpanExporter();
-    trace.setGlobalTracerProvider(
-      new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }),
-    );
-    const withSdk = await compare(send(traced), send(plain));
-    exporter.reset();
+    // The SDK as a user installs it (docs/otel.md): the W3C propagator and the context
+    // manager too, so each request writes its traceparent. The exporter is emptied after each
+    // sample, so later ones do not carry the earlier spans.
+    const exporter = registerSdk();
+    const withSdk = await compare(send(traced), send(plain), () => exporter.reset());
     return { noSdk, withSdk };
   } finally {
     tracing.stop();
     trace.disable();
+    propagation.disable();
+    context.disable();
     await traced.close();
     await plain.close();
     await responder.close();
