@@ -13,6 +13,7 @@ import {
   assertMatch,
   assertRejects,
   assertStrictEquals,
+  assertThrows,
 } from "@std/assert";
 import {
   CallbackError,
@@ -333,29 +334,20 @@ Deno.test("cloudflare - an object that never answers gives TimeoutError after th
 
 Deno.test("cloudflare - edgeEndpoint refuses what is not a namespace, a shard or a timeout", () => {
   for (const wrong of [undefined, null, {}, { idFromName: () => 1 }]) {
-    let thrown: unknown;
-    try {
-      edgeEndpoint(wrong as unknown as CallbacksNamespace);
-    } catch (error) {
-      thrown = error;
-    }
-    assertInstanceOf(thrown, TypeError);
-    assertMatch((thrown as Error).message, /env\.CALLBACKS/);
+    assertThrows(
+      () => edgeEndpoint(wrong as unknown as CallbacksNamespace),
+      TypeError,
+      "env.CALLBACKS",
+    );
   }
   const ns = fakeNamespace(() => Promise.resolve({ v: 1, value: 0 }));
-  let thrown: unknown;
-  try {
-    edgeEndpoint(ns, { shard: "" });
-  } catch (error) {
-    thrown = error;
-  }
-  assertInstanceOf(thrown, TypeError);
-  try {
-    edgeEndpoint(ns, { timeout: 0 });
-  } catch (error) {
-    thrown = error;
-  }
-  assertInstanceOf(thrown, RangeError);
+  assertThrows(() => edgeEndpoint(ns, { shard: "" }), TypeError, "shard");
+  assertThrows(() => edgeEndpoint(ns, { timeout: 0 }), RangeError, "timeout");
+  assertThrows(
+    () => edgeEndpoint(ns, { waitUntil: "x" as unknown as () => void }),
+    TypeError,
+    "waitUntil",
+  );
 });
 
 Deno.test("cloudflare - nats-server restarted while requests flow: held, then answered", async () => {

@@ -9,7 +9,7 @@ import { assert, assertEquals, assertMatch } from "@std/assert";
 import type { EdgeStats } from "../cloudflare.ts";
 import { bundle } from "./helpers/bundle.ts";
 import { startResponders } from "./helpers/edge.ts";
-import { type Connection, connz, monitorUrl } from "./helpers/monitor.ts";
+import { type Connection, connz, monitorUrl, totalConnections } from "./helpers/monitor.ts";
 import { waitUntil } from "./helpers/wait.ts";
 import { type NatsServer, startNatsServer } from "./helpers/nats_server.ts";
 import { startWorkerd, type Workerd, type WorkerdOptions } from "./helpers/workerd.ts";
@@ -214,6 +214,9 @@ Deno.test("cloudflare workerd - an abort rejects at once with its reason and the
 
 Deno.test("cloudflare workerd - 50 concurrent Worker requests are served over one NATS connection", async () => {
   await using f = await fixture();
+  assertEquals((await call(f.worker, { contract: "stock", body: { sku: "A-1" } })).value, 5);
+  const [object] = await f.objectConnections();
+  const accepted = await totalConnections(f.monitor);
   const outcomes = await Promise.all(
     Array.from(
       { length: 50 },
@@ -223,9 +226,10 @@ Deno.test("cloudflare workerd - 50 concurrent Worker requests are served over on
   assertEquals(outcomes.map((o) => o.value), Array.from({ length: 50 }, (_, i) => i % 2 ? 5 : 0));
   const open = await connz(f.monitor, "open");
   assertEquals(open.num_connections, 2, "the responders' and the object's");
-  assertEquals((await f.objectConnections()).length, 1);
+  assertEquals((await f.objectConnections()).map((c) => c.cid), [object!.cid], "the same one");
   const closed = (await connz(f.monitor, "closed")).connections;
   assertEquals(closed.filter((c) => c.name === OBJECT_NAME), [], "none opened and closed");
+  assertEquals(await totalConnections(f.monitor), accepted, "none opened at all");
   assertEquals(await stats(f.worker), {
     connected: true,
     connecting: false,

@@ -13,7 +13,7 @@ import { connectWs } from "./helpers/connect.ts";
 import { type NatsServer, startNatsServer } from "./helpers/nats_server.ts";
 import { bundle } from "./helpers/bundle.ts";
 import { startWorkerd, type Workerd } from "./helpers/workerd.ts";
-import { connz, monitorUrl } from "./helpers/monitor.ts";
+import { connz, monitorUrl, totalConnections } from "./helpers/monitor.ts";
 
 /** One of the two Workers. */
 interface Variant {
@@ -368,9 +368,13 @@ Deno.test("worker - per request, the NATS connection is open only while its requ
 Deno.test("worker - through the Durable Object, every request goes over its one connection", async () => {
   await using f = await fixture(VARIANTS[0]!);
   const closed = (await connz(f.monitor, "closed")).total;
+  assertEquals((await f.call("/stock/A-1")).status, 200); // the object connects
+  const accepted = await totalConnections(f.monitor);
   for (let i = 0; i < 5; i++) assertEquals((await f.call("/stock/A-1")).status, 200);
   assertEquals((await connz(f.monitor, "open")).num_connections, f.baseline + 1);
   assertEquals((await connz(f.monitor, "closed")).total, closed);
+  // however late the server counts a close: no connection was even opened
+  assertEquals(await totalConnections(f.monitor), accepted);
 });
 
 Deno.test("worker - through the Durable Object, a missing NATS_SERVERS is 500 and says what to set", async () => {

@@ -38,3 +38,10 @@ export async function monitorUrl(server: NatsServer): Promise<string> {
   assert(url, `no monitoring port in the ports file: ${JSON.stringify(ports)}`);
   return url;
 }
+
+/** How many client connections the server has accepted since it started (`/varz`). */
+export async function totalConnections(monitor: string): Promise<number> {
+  const res = await fetch(`${monitor}/varz`);
+  if (!res.ok) throw new Error(`/varz: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { total_connections: number }).total_connections;
+}
