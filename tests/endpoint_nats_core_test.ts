@@ -1,7 +1,7 @@
 import { wsconnect } from "./deps/nats_core.ts";
 import type { NatsConnection as CoreConnection } from "./deps/nats_core.ts";
 import { assert, assertEquals } from "@std/assert";
-import { connectCore } from "./helpers/connect.ts";
+import { connectCore, settleOnClose } from "./helpers/connect.ts";
 import { contractSuite } from "./helpers/contract_suite.ts";
 import { connectionFixture, type NatsFixture } from "./helpers/fixture.ts";
 import type { NatsServer } from "./helpers/nats_server.ts";
@@ -90,26 +90,10 @@ class NativeSockets {
   }
 }
 
-/** What the client keeps of a reconnect still in flight (as tests/helpers/connect.ts settles it). */
-interface ProtocolInternals {
-  protocol?: {
-    connectPromise?: Promise<void> | null;
-    heartbeats?: { cancel(): void };
-    transport?: { close(err?: Error): Promise<void> };
-  };
-}
-
 /** `wsconnect()` with no `wsFactory`; `close()` also settles a dial still in flight. */
 async function connectCoreNative(server: NatsServer): Promise<CoreConnection> {
   const nc = await wsconnect({ servers: server.wsUrl });
-  const close = nc.close.bind(nc);
-  nc.close = async () => {
-    await close();
-    const ph = (nc as unknown as ProtocolInternals).protocol;
-    await ph?.connectPromise?.catch(() => {});
-    ph?.heartbeats?.cancel();
-    await ph?.transport?.close().catch(() => {});
-  };
+  settleOnClose(nc);
   return nc;
 }
 

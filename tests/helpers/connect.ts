@@ -95,7 +95,19 @@ export async function connectTracked<C = NatsConnection>(
     await tracked.settled();
     throw err;
   }
-  const conn = nc as unknown as NatsConnection;
+  settleOnClose(nc as unknown as NatsConnection, () => tracked.settled());
+  return nc;
+}
+
+/**
+ * Makes `close()`, `closed()` and `drain()` of a connection (nats.ws or
+ * nats-core) also settle what its client leaves running once they end: a dial
+ * still in flight, the heartbeat timer, the socket; then `after`, if given.
+ */
+export function settleOnClose(
+  nc: { close(): Promise<void>; closed(): Promise<void | Error>; drain(): Promise<void> },
+  after?: () => Promise<void>,
+): void {
   let settling: Promise<void> | undefined;
   const done = () =>
     settling ??= (async () => {
@@ -104,10 +116,9 @@ export async function connectTracked<C = NatsConnection>(
       await ph?.connectPromise?.catch(() => {});
       ph?.heartbeats?.cancel();
       await ph?.transport?.close().catch(() => {});
-      await tracked.settled();
+      await after?.();
     })();
-  afterClose(conn, done);
-  return nc;
+  afterClose(nc, done);
 }
 
 /** Makes `close()`, `closed()` and `drain()` of a connection also await `done` once they end. */
@@ -179,14 +190,6 @@ export async function connectNode(
 ): Promise<CoreConnection> {
   const servers = typeof server === "string" ? server : `127.0.0.1:${server.port}`;
   const nc = await connectTcp({ ...options, servers });
-  let settling: Promise<void> | undefined;
-  const done = () =>
-    settling ??= (async () => {
-      const ph = (nc as unknown as ProtocolInternals).protocol;
-      await ph?.connectPromise?.catch(() => {});
-      ph?.heartbeats?.cancel();
-      await ph?.transport?.close().catch(() => {});
-    })();
-  afterClose(nc, done);
+  settleOnClose(nc);
   return nc;
 }
