@@ -11,6 +11,7 @@
  * @module
  */
 
+import { monitorUrl } from "../tests/helpers/monitor.ts";
 import { connect, type NatsConnection } from "nats.ws";
 import * as v from "valibot";
 import { defineRequest, Endpoint, int, natsTransport } from "../mod.ts";
@@ -47,14 +48,9 @@ export interface Sizing {
 /** Measures with `connections` connections and `pending` waiting callbacks on each. */
 export async function sizing(connections: number, pending: number): Promise<Sizing> {
   await using server = await startNatsServer({ config: 'http: "127.0.0.1:-1"' });
-  const ports = JSON.parse(
-    await Deno.readTextFile(
-      [...Deno.readDirSync(server.dir)].map((e) => `${server.dir}/${e.name}`)
-        .find((path) => path.endsWith(".ports"))!,
-    ),
-  ) as { monitoring: string[] };
+  const url = await monitorUrl(server);
   const monitor = async <T>(path: string): Promise<T> =>
-    await (await fetch(`${ports.monitoring[0]}${path}`)).json() as T;
+    await (await fetch(`${url}${path}`)).json() as T;
 
   // A responder that holds the subject and never answers, so callbacks wait.
   const silent = await connect({ servers: server.wsUrl });

@@ -11,7 +11,7 @@
 
 import { waitUntil } from "./wait.ts";
 import { natsServerBin } from "../prerequisites.ts";
-import { NATS_SERVER_NOT_FOUND } from "./nats_server.ts";
+import { NATS_SERVER_NOT_FOUND, portOf, tryConnect } from "./nats_server.ts";
 import { Process } from "./process.ts";
 
 const HOST = "127.0.0.1";
@@ -198,12 +198,12 @@ export class ClusterNode {
         const clusterPort = portOf(data.cluster?.[0]);
         if (
           port && wsPort && httpPort && (clusterPort || this.#spec.cluster === undefined) &&
-          await accepts(port) && await accepts(wsPort)
+          await tryConnect(port) && await tryConnect(wsPort)
         ) {
           // The ports file does not list the leaf node listener: /varz does.
           const varz = await (await fetch(`http://${HOST}:${httpPort}/varz`)).json();
           const leafPort = this.#spec.leafListen ? varz.leaf?.port as number : undefined;
-          if (!this.#spec.leafListen || (leafPort && await accepts(leafPort))) {
+          if (!this.#spec.leafListen || (leafPort && await tryConnect(leafPort))) {
             return { port, wsPort, httpPort, clusterPort, leafPort };
           }
         }
@@ -216,21 +216,6 @@ export class ClusterNode {
       }
       await sleep(POLL_MS);
     }
-  }
-}
-
-function portOf(url: string | undefined): number | undefined {
-  if (!url) return undefined;
-  const port = Number(new URL(url).port);
-  return Number.isInteger(port) && port > 0 ? port : undefined;
-}
-
-async function accepts(port: number): Promise<boolean> {
-  try {
-    (await Deno.connect({ hostname: HOST, port })).close();
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -81,7 +81,8 @@ function buildConfig(dir: string, ports: Ports | undefined, extra: string | unde
   ].join("\n");
 }
 
-function portOf(url: string | undefined): number | undefined {
+/** The port of a URL nats-server wrote to its ports file; `undefined` for none. */
+export function portOf(url: string | undefined): number | undefined {
   if (!url) return undefined;
   try {
     const port = Number(new URL(url).port);
@@ -103,7 +104,8 @@ function spawnServer(bin: string, configFile: string): Process {
   }
 }
 
-async function tryConnect(port: number): Promise<boolean> {
+/** Whether a port on 127.0.0.1 accepts a TCP connection (closed at once). */
+export async function tryConnect(port: number): Promise<boolean> {
   try {
     const conn = await Deno.connect({ hostname: HOST, port });
     conn.close();
