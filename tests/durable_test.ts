@@ -128,6 +128,14 @@ async function consumerState(nc: NatsConnection, name: string) {
   return { pending: info.num_pending, unacked: info.num_ack_pending };
 }
 
+/** Waits until the durable name's consumer has nothing pending and nothing unacknowledged. */
+async function acknowledged(nc: NatsConnection, name: string): Promise<void> {
+  await waitUntil(`${name}'s replies acknowledged`, async () => {
+    const state = await consumerState(nc, name);
+    return state.pending === 0 && state.unacked === 0;
+  });
+}
+
 for (const restartServer of [false, true]) {
   const where = restartServer ? ", across a server restart" : "";
   Deno.test(`durable - a killed requester's replies reach the next instance once, typed and recovered${where}`, async () => {
@@ -183,10 +191,7 @@ for (const restartServer of [false, true]) {
       );
       assertEquals(expired.map((e) => [e.subject, e.id]), [["stock.check", expiring.id]]);
       assertEquals(await transport.takeExpired(), []);
-      await waitUntil("the acknowledgements", async () => {
-        const state = await consumerState(nc, "checkout-1");
-        return state.pending === 0 && state.unacked === 0;
-      });
+      await acknowledged(nc, "checkout-1");
       await endpoint.close();
       await transport.close();
       // A third start: nothing is left to deliver.
@@ -221,10 +226,7 @@ Deno.test("durable - a crash between a reply and its acknowledgement delivers it
     await waitUntil("the redelivery", () => Promise.resolve(got.length === 1), 10_000);
     assertEquals(got[0]?.value, { orderId: "C-1x1", eta: 2 });
     assertEquals(got[0]?.info.recovered, true);
-    await waitUntil("its acknowledgement", async () => {
-      const state = await consumerState(nc, "crashy");
-      return state.pending === 0 && state.unacked === 0;
-    });
+    await acknowledged(nc, "crashy");
     assertEquals(got.length, 1, "once");
     await endpoint.close();
     await transport.close();
@@ -383,10 +385,7 @@ Deno.test("durable - alive, a reply settles its callback and is acknowledged; af
     const live = endpoint.request(PlaceOrder, { sku: "L-1", qty: 1 });
     gate.resolve();
     assertEquals(await live, { orderId: "L-1x1", eta: 2 });
-    await waitUntil("its acknowledgement", async () => {
-      const state = await consumerState(nc, "shop");
-      return state.pending === 0 && state.unacked === 0;
-    });
+    await acknowledged(nc, "shop");
     // A clean shutdown while a request waits: the callback rejects, the reply is kept.
     await back.close(); // only the slow responders answer from here
     const held = Promise.withResolvers<void>();
@@ -478,10 +477,7 @@ Deno.test("durable - closing while replies arrive loses none: the next instance 
     const got = collect(again);
     await waitUntil("every reply", () => Promise.resolve(got.length === count), 10_000);
     assertEquals(new Set(got.map((g) => g.info.id)).size, count, "each once");
-    await waitUntil("their acknowledgements", async () => {
-      const state = await consumerState(nc, "busy");
-      return state.pending === 0 && state.unacked === 0;
-    });
+    await acknowledged(nc, "busy");
     await again.close();
     await next.close();
   } finally {
