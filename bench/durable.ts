@@ -17,6 +17,7 @@ import { durableTransport } from "../durable.ts";
 import { wsFactory } from "../deno.ts";
 import { startNatsServer } from "../tests/helpers/nats_server.ts";
 import { BODY, median, percentile, PlaceOrder, run, type Sample } from "./lib.ts";
+import { waitUntil } from "../tests/helpers/wait.ts";
 
 const quick = Deno.args.includes("--quick");
 const ROUNDS = quick ? 1 : 5;
@@ -86,7 +87,7 @@ export async function durableBench(): Promise<DurableBench> {
     // Storage: the records of waiting requests, then the replies kept while their name is away.
     const jsm = await dc.jetstreamManager();
     const state = async (stream: string) => (await jsm.streams.info(stream)).state;
-    const recordsBefore = (await state("KV_CALLBACKS_PENDING")).bytes;
+    const recordsBefore = await state("KV_CALLBACKS_PENDING");
     const repliesBefore = await state("CALLBACKS");
     const away = await durableTransport(dc, { name: "bench-away" });
     const gate = Promise.withResolvers<void>();
@@ -101,9 +102,14 @@ export async function durableBench(): Promise<DurableBench> {
       { length: STORED },
       () => leaving.request(Slow, BODY).catch(() => {}),
     );
-    await new Promise((resolve) => setTimeout(resolve, 500)); // recorded, then sent
+    // Recorded (one record each), then sent.
+    await waitUntil(
+      "every request recorded",
+      async () => (await state("KV_CALLBACKS_PENDING")).messages >= recordsBefore.messages + STORED,
+    );
     await dc.flush();
-    const bytesPerWaitingRequest = ((await state("KV_CALLBACKS_PENDING")).bytes - recordsBefore) /
+    const bytesPerWaitingRequest =
+      ((await state("KV_CALLBACKS_PENDING")).bytes - recordsBefore.bytes) /
       STORED;
     await leaving.close(); // a clean shutdown: the records stay, the replies will be kept
     await Promise.all(waiting);

@@ -38,6 +38,7 @@ import { MAX_SERVICE_NAME } from "../src/micro/protocol.ts";
 import { connectCore, connectWs } from "./helpers/connect.ts";
 import { Approve, CheckStock, PlaceOrder } from "./helpers/contract_suite.ts";
 import { type NatsServer, startNatsServer } from "./helpers/nats_server.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 type CoreConnection = Awaited<ReturnType<typeof connectCore>>;
 type SvcmConnection = ConstructorParameters<typeof Svcm>[0];
@@ -209,7 +210,11 @@ Deno.test("micro - stats count every request and error reply, with last_error an
   assertEquals(reported, 2, "the handler's bug and its reply against the contract");
 
   const before = local.started;
-  await new Promise((resolve) => setTimeout(resolve, 5));
+  // a reset a millisecond later at least, so that its start differs
+  await waitUntil(
+    "the clock to pass the start",
+    () => Promise.resolve(new Date().toISOString() > before),
+  );
   svc.reset();
   const [zeroed] = await discover<ServiceStats>(fx.tool, "stats", "inventory");
   assertEquals(zeroed!.endpoints[0], unused("stock-check"));
