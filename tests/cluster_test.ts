@@ -10,7 +10,6 @@
 import * as v from "valibot";
 import { assert, assertEquals, assertInstanceOf, assertStrictEquals } from "@std/assert";
 import {
-  type ConnectionEvent,
   defineRequest,
   DisconnectedError,
   Endpoint,
@@ -22,6 +21,7 @@ import {
 import { connectWs } from "./helpers/connect.ts";
 import { type NatsCluster, startCluster, startLeaf } from "./helpers/nats_cluster.ts";
 import { waitUntil } from "./helpers/wait.ts";
+import { nextConnection } from "./helpers/spy.ts";
 
 const body = v.object({ n: v.number() });
 const Reserve = defineRequest({
@@ -42,18 +42,6 @@ function connectTo(urls: string[], delay = 50): Promise<Connection> {
     maxReconnectAttempts: -1,
     reconnectTimeWait: delay,
     reconnectDelayHandler: () => delay,
-  });
-}
-
-/** Resolves at the endpoint's next `connection` event of `status`. */
-function next(endpoint: Endpoint, status: string): Promise<void> {
-  return new Promise((resolve) => {
-    const listener = (event: ConnectionEvent) => {
-      if (event.status !== status) return;
-      endpoint.removeEventListener("connection", listener);
-      resolve();
-    };
-    endpoint.addEventListener("connection", listener);
   });
 }
 
@@ -173,7 +161,7 @@ Deno.test("cluster - the requester's node killed with requests in flight: idempo
     const outcomes = [...idempotent, ...plain].map((p) => p.then((v) => v, (e) => e));
     // Every request has reached a responder, whose handler waits at the gate.
     await waitUntil("every request at the gate", () => Promise.resolve(runs.size >= 2 * count));
-    const down = next(caller, "disconnect");
+    const down = nextConnection(caller, "disconnect");
     await n1!.kill();
     await down;
     // Answers now: the requester's server is gone, so they are lost.
@@ -222,8 +210,8 @@ Deno.test("cluster - a responder's node killed with requests in flight: it answe
     const count = 60;
     const inFlight = Array.from({ length: count }, (_, n) => caller.request(Charge, { n }));
     await waitUntil("every request at the gate", () => Promise.resolve(runs.size >= count));
-    const down = next(r2, "disconnect");
-    const back = next(r2, "reconnect");
+    const down = nextConnection(r2, "disconnect");
+    const back = nextConnection(r2, "reconnect");
     await n2!.kill();
     await down;
     // Answered while node 2's responder is disconnected: held, sent after its reconnect.
@@ -262,7 +250,7 @@ Deno.test("cluster - a requester on a leaf node (nats.ws, as a browser) reaches 
     const count = 20;
     const inFlight = Array.from({ length: count }, (_, n) => caller.request(Reserve, { n }));
     await waitUntil("every request at the gate", () => Promise.resolve(runs.size >= count));
-    const down = next(caller, "disconnect");
+    const down = nextConnection(caller, "disconnect");
     await leaf.kill();
     await down;
     gate.resolve(); // answered while the leaf is down: lost

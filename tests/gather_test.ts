@@ -8,7 +8,6 @@ import * as v from "valibot";
 import { assert, assertEquals, assertRejects, assertStrictEquals } from "@std/assert";
 import {
   ClosedError,
-  type ConnectionEvent,
   defineRequest,
   Endpoint,
   int,
@@ -25,6 +24,7 @@ import {
 import { connectionFixture, type Fixture, memoryFixture, natsFixture } from "./helpers/fixture.ts";
 import { connectWs } from "./helpers/connect.ts";
 import { waitUntil } from "./helpers/wait.ts";
+import { nextConnection } from "./helpers/spy.ts";
 
 const GetQuote = defineRequest({
   subject: "quotes.get",
@@ -358,14 +358,7 @@ Deno.test("gather - a gather outlives a reconnect: replies sent after it arrive"
   try {
     await using caller = new Endpoint(fx.caller, { timeout: 30_000 });
     await fx.ready();
-    const reconnected = new Promise<void>((resolve) => {
-      const listener = (event: ConnectionEvent) => {
-        if (event.status !== "reconnect") return;
-        caller.removeEventListener("connection", listener);
-        resolve();
-      };
-      caller.addEventListener("connection", listener);
-    });
+    const reconnected = nextConnection(caller, "reconnect");
     const results = Array.fromAsync(caller.requestMany(Count, 1, { max: 2 }));
     results.catch(() => {}); // awaited below; a failure before that is reported as itself
     // Both responders have the request; their answers go out only after the reconnect.

@@ -24,7 +24,7 @@ import { connectWs } from "./helpers/connect.ts";
 import { connectionFixture, type NatsFixture } from "./helpers/fixture.ts";
 import { startNatsServer } from "./helpers/nats_server.ts";
 import { raceTimeout } from "./helpers/process.ts";
-import { nextEvent, spy } from "./helpers/spy.ts";
+import { nextConnection, nextEvent, spy } from "./helpers/spy.ts";
 
 const CheckStock = defineRequest({
   subject: "stock.check",
@@ -36,18 +36,6 @@ const CheckStock = defineRequest({
 function restartable(): Promise<NatsFixture> {
   const options = { reconnectTimeWait: 50, maxReconnectAttempts: -1 } as const;
   return connectionFixture("nats reconnecting", (server) => connectWs(server, options));
-}
-
-/** Resolves with "reconnect" at the endpoint's next reconnect. */
-function reconnected(endpoint: Endpoint): Promise<string> {
-  return new Promise((resolve) => {
-    const listener = (event: ConnectionEvent) => {
-      if (event.status !== "reconnect") return;
-      endpoint.removeEventListener("connection", listener);
-      resolve(event.status);
-    };
-    endpoint.addEventListener("connection", listener);
-  });
 }
 
 function statuses(endpoint: Endpoint): string[] {
@@ -215,8 +203,8 @@ Deno.test("reconnect - nats-server killed with requests in flight: a reply after
   const lost = caller.request(CheckStock, { sku: "lost" }, { timeout: 1_500 });
   await bothStarted.promise;
 
-  const callerUp = reconnected(caller);
-  const responderUp = reconnected(responder);
+  const callerUp = nextConnection(caller, "reconnect");
+  const responderUp = nextConnection(responder, "reconnect");
   await server.kill();
   await server.restart();
   assertEquals(await raceTimeout(Promise.all([callerUp, responderUp]), 10_000), [

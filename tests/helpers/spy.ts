@@ -5,7 +5,13 @@
  * @module
  */
 
-import type { Transport, TransportMessage } from "../../mod.ts";
+import type {
+  ConnectionEvent,
+  Endpoint,
+  Transport,
+  TransportMessage,
+  TransportStatus,
+} from "../../mod.ts";
 
 /** What a spied transport recorded. */
 export interface Spied {
@@ -52,6 +58,18 @@ export function spy(inner: Transport): Spied {
 export function nextEvent<E extends Event>(target: EventTarget, type: string): Promise<E> {
   return new Promise((resolve) => {
     target.addEventListener(type, (event) => resolve(event as E), { once: true });
+  });
+}
+
+/** Resolves with `status` at the endpoint's next `connection` event of that status. */
+export function nextConnection(endpoint: Endpoint, status: TransportStatus): Promise<string> {
+  return new Promise((resolve) => {
+    const listener = (event: ConnectionEvent) => {
+      if (event.status !== status) return;
+      endpoint.removeEventListener("connection", listener);
+      resolve(event.status);
+    };
+    endpoint.addEventListener("connection", listener);
   });
 }
 
